@@ -1,0 +1,328 @@
+// Command dpm-netconf configures the NICs that OpenStack's DPM driver lists
+// on the kernel command line of an IBM Z partition: it frees each device
+// from cio_ignore, groups qeth devices, sets layer2, the adapter port and
+// online, and gives each interface its MAC. See README.md.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/apply"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/ccw"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/cmdline"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/kmod"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/link"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/logging"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/sysfs"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitFail  = 1 // an entry invalid or a NIC not configured
+	exitUsage = 2
+)
+
+func main() {
+	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+type options struct {
+	cmdline    string
+	root       string
+	timeout    time.Duration
+	json       bool
+	verbose    bool
+	sequential bool
+}
+
+const usage = `usage: dpm-netconf [flags] [apply | plan | status | setmac DEVICE | version]
+
+Configures the NICs listed on the kernel command line by OpenStack's DPM driver
+("<devno>,<port>[,<mac>];..."): frees, groups, layer2, portno, online, MAC.
+
+commands:
+  apply          configure every listed NIC (the default)
+  plan           parse and validate, print what apply would do, change nothing
+  status         show each listed NIC's state against the list
+  setmac DEVICE  set only the MAC of one listed NIC; DEVICE is a sysfs path as
+                 udev's %p gives it, a bus id (0.0.0001) or a devno (0001)
+  version        print the version
+
+flags (before or after the command):
+`
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var o options
+	fs := flag.NewFlagSet("dpm-netconf", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.cmdline, "cmdline", "", "read the kernel command line from `FILE` (- = stdin) instead of /proc/cmdline")
+	fs.StringVar(&o.root, "root", "/", "look for sys/, proc/, dev/ and lib/modules/ under `DIR`")
+	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "overall deadline")
+	fs.BoolVar(&o.json, "json", false, "print results as JSON on stdout")
+	fs.BoolVar(&o.verbose, "v", false, "verbose log")
+	fs.BoolVar(&o.sequential, "sequential", false, "configure NICs one after the other (for measurements)")
+	fs.Usage = func() {
+		_, _ = io.WriteString(stderr, usage)
+		fs.PrintDefaults()
+	}
+
+	// Flags may follow the command: parse, take one positional, repeat.
+	var pos []string
+	rest := args[1:]
+	for {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return exitOK
+			}
+			return exitUsage
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+
+	cmd := "apply"
+	switch strings.TrimSuffix(filepath.Base(args[0]), ".sh") {
+	case "autoconfigure_networking":
+		cmd = "apply"
+	case "setmac":
+		cmd = "setmac"
+	default:
+		if len(pos) > 0 {
+			cmd, pos = pos[0], pos[1:]
+		}
+	}
+	wantArgs := map[string]int{"apply": 0, "plan": 0, "status": 0, "version": 0, "setmac": 1}
+	n, known := wantArgs[cmd]
+	switch {
+	case !known:
+		fmt.Fprintf(stderr, "dpm-netconf: unknown command %q\n", cmd)
+		fs.Usage()
+		return exitUsage
+	case len(pos) != n:
+		fmt.Fprintf(stderr, "dpm-netconf: %s takes %d argument(s), got %d: %q\n", cmd, n, len(pos), pos)
+		return exitUsage
+	case o.timeout <= 0:
+		fmt.Fprintf(stderr, "dpm-netconf: --timeout must be positive, got %v\n", o.timeout)
+		return exitUsage
+	}
+	if cmd == "version" {
+		fmt.Fprintf(stdout, "dpm-netconf %s\n", version)
+		return exitOK
+	}
+
+	text, err := readCmdline(o, stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "dpm-netconf: %v\n", err)
+		return exitUsage
+	}
+	list := cmdline.Parse(text)
+
+	log := logging.New(o.root, stderr, o.verbose)
+	defer log.Close()
+	switch cmd {
+	case "plan":
+		return plan(list, o, stdout)
+	case "status":
+		return status(list, o, stdout)
+	}
+
+	for _, e := range list.Errors {
+		log.Errorf("%s (entry not applied)", e.Error())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	root := sysfs.Root(o.root)
+	links := &link.Lazy{}
+	defer links.Close()
+	cfg := apply.Config{
+		FS:         root,
+		Links:      links,
+		Modules:    &kmod.Loader{Root: o.root, FS: root},
+		Log:        log,
+		Sequential: o.sequential,
+	}
+
+	var reports []apply.Report
+	if cmd == "setmac" {
+		devno, err := ccw.BusIDFromPath(pos[0])
+		if err != nil {
+			log.Errorf("setmac: %v", err)
+			return exitUsage
+		}
+		nic, ok := list.Lookup(devno)
+		if !ok {
+			log.Debugf("setmac: %s is not listed on the command line: nothing to do", cmdline.BusID(devno))
+			return exitOK
+		}
+		if nic.MAC == nil {
+			log.Debugf("setmac: %s is listed without a MAC: nothing to do", nic.BusID())
+			return exitOK
+		}
+		reports = []apply.Report{apply.SetMAC(ctx, cfg, nic)}
+	} else {
+		if len(list.NICs) == 0 {
+			log.Debugf("no NIC listed on the command line")
+		}
+		reports = apply.Apply(ctx, cfg, list.NICs)
+	}
+	if o.json {
+		writeJSON(stdout, struct {
+			NICs   []apply.Report  `json:"nics"`
+			Errors []cmdline.Error `json:"errors"`
+		}{nonNil(reports), list.Errors})
+	}
+	if apply.Failed(reports) || len(list.Errors) > 0 {
+		return exitFail
+	}
+	return exitOK
+}
+
+func readCmdline(o options, stdin io.Reader) (string, error) {
+	var b []byte
+	var err error
+	switch o.cmdline {
+	case "":
+		p := filepath.Join(o.root, "proc/cmdline")
+		if b, err = os.ReadFile(p); err != nil {
+			return "", fmt.Errorf("read kernel command line: %w", err)
+		}
+	case "-":
+		if b, err = io.ReadAll(stdin); err != nil {
+			return "", fmt.Errorf("read command line from stdin: %w", err)
+		}
+	default:
+		if b, err = os.ReadFile(o.cmdline); err != nil {
+			return "", fmt.Errorf("read command line: %w", err)
+		}
+	}
+	return string(b), nil
+}
+
+type planNIC struct {
+	Devno string `json:"devno"`
+	BusID string `json:"bus_id"`
+	Port  int    `json:"port"`
+	MAC   string `json:"mac,omitempty"`
+}
+
+func plan(list cmdline.List, o options, stdout io.Writer) int {
+	nics := make([]planNIC, 0, len(list.NICs))
+	for _, n := range list.NICs {
+		p := planNIC{Devno: n.DevnoString(), BusID: n.BusID(), Port: n.Port}
+		if n.MAC != nil {
+			p.MAC = n.MAC.String()
+		}
+		nics = append(nics, p)
+	}
+	if o.json {
+		writeJSON(stdout, struct {
+			NICs   []planNIC       `json:"nics"`
+			Errors []cmdline.Error `json:"errors"`
+		}{nics, list.Errors})
+	} else {
+		if len(nics) == 0 && len(list.Errors) == 0 {
+			fmt.Fprintln(stdout, "no NIC listed on the command line: apply would do nothing")
+		}
+		for i, n := range list.NICs {
+			mac := "keep its MAC"
+			if n.MAC != nil {
+				mac = "set MAC " + n.MAC.String()
+			}
+			fmt.Fprintf(stdout, "%s (entry %q at offset %d): free from cio_ignore if ignored; if OSA/HiperSockets: group %s,%s,%s, layer2=1, portno=%d, online; if virtio-net: online; then %s\n",
+				nics[i].BusID, n.Entry, n.Offset, n.BusID(), cmdline.BusID(n.Devno+1), cmdline.BusID(n.Devno+2), n.Port, mac)
+		}
+		for _, e := range list.Errors {
+			fmt.Fprintf(stdout, "invalid: %s: not applied\n", e.Error())
+		}
+	}
+	if len(list.Errors) > 0 {
+		return exitFail
+	}
+	return exitOK
+}
+
+func status(list cmdline.List, o options, stdout io.Writer) int {
+	st := apply.ReadStatus(sysfs.Root(o.root), list.NICs)
+	if o.json {
+		writeJSON(stdout, struct {
+			NICs   []apply.Status  `json:"nics"`
+			Errors []cmdline.Error `json:"errors"`
+		}{st, list.Errors})
+	} else {
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "BUS ID\tKIND\tONLINE\tLAYER2\tPORT\tINTERFACE\tWANTED MAC\tMAC\tSTATE")
+		for _, s := range st {
+			state := "ok"
+			if !s.OK {
+				state = strings.Join(s.Differs, "; ")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.BusID, s.Kind, yesNo(s.Online), intOr(s.Layer2), intOr(s.Port),
+				or(s.Interface), or(s.WantMAC), or(s.MAC), state)
+		}
+		tw.Flush()
+		for _, e := range list.Errors {
+			fmt.Fprintf(stdout, "invalid: %s\n", e.Error())
+		}
+	}
+	for _, s := range st {
+		if !s.OK {
+			return exitFail
+		}
+	}
+	if len(list.Errors) > 0 {
+		return exitFail
+	}
+	return exitOK
+}
+
+func writeJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintf(w, "{\"error\":%q}\n", err.Error())
+	}
+}
+
+func nonNil(r []apply.Report) []apply.Report {
+	if r == nil {
+		return []apply.Report{}
+	}
+	return r
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func intOr(p *int) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprint(*p)
+}
+
+func or(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

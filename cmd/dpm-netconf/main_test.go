@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/kernelmodel"
+)
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func runWith(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, strings.NewReader(stdin), &out, &errb)
+	return result{code, out.String(), errb.String()}
+}
+
+func TestPlanJSONShape(t *testing.T) {
+	// The issue's example: offset 57 is the byte offset of "0005,2".
+	cl := "root=/dev/dasda1 ro quiet net 0001,1,0a0000000011;0004,0;0005,2;"
+	if i := strings.Index(cl, "0005,2"); i != 57 {
+		t.Fatalf("test command line: entry at %d", i)
+	}
+	r := runWith(t, cl, "dpm-netconf", "plan", "--json", "--cmdline", "-")
+	want := `{"nics":[{"devno":"0001","bus_id":"0.0.0001","port":1,"mac":"0a:00:00:00:00:11"},{"devno":"0004","bus_id":"0.0.0004","port":0}],"errors":[{"entry":"0005,2","offset":57,"message":"port must be 0 or 1"}]}` + "\n"
+	if r.code != 1 || r.stdout != want {
+		t.Errorf("plan --json = %d\n%s\nwant 1\n%s", r.code, r.stdout, want)
+	}
+	r = runWith(t, "0001,0;", "dpm-netconf", "--json", "plan", "--cmdline=-")
+	if r.code != 0 || r.stdout != `{"nics":[{"devno":"0001","bus_id":"0.0.0001","port":0}],"errors":[]}`+"\n" {
+		t.Errorf("plan --json without errors = %d %s", r.code, r.stdout)
+	}
+}
+
+func TestPlanText(t *testing.T) {
+	r := runWith(t, "0001,1,0a0000000011;0007,3;", "dpm-netconf", "plan", "--cmdline", "-")
+	if r.code != 1 ||
+		!strings.Contains(r.stdout, `0.0.0001 (entry "0001,1,0a0000000011" at offset 0): free from cio_ignore if ignored; if OSA/HiperSockets: group 0.0.0001,0.0.0002,0.0.0003, layer2=1, portno=1, online; if virtio-net: online; then set MAC 0a:00:00:00:00:11`) ||
+		!strings.Contains(r.stdout, `invalid: entry "0007,3" at offset 20: port must be 0 or 1: not applied`) {
+		t.Errorf("plan = %d\n%s", r.code, r.stdout)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"dpm-netconf", "frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"dpm-netconf", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"dpm-netconf", "setmac"}, "setmac takes 1 argument(s), got 0"},
+		{[]string{"dpm-netconf", "apply", "extra"}, "apply takes 0 argument(s), got 1"},
+		{[]string{"dpm-netconf", "plan", "--cmdline", "/nonexistent/cmdline"}, "read command line: open /nonexistent/cmdline: no such file or directory"},
+		{[]string{"dpm-netconf", "--root", "/nonexistent", "apply"}, "read kernel command line: open /nonexistent/proc/cmdline"},
+		{[]string{"dpm-netconf", "--timeout", "0s"}, "--timeout must be positive"},
+	} {
+		r := runWith(t, "", tc.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.err) {
+			t.Errorf("%q = %d, stderr %q; want 2 and %q", tc.args, r.code, r.stderr, tc.err)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	if r := runWith(t, "", "dpm-netconf", "version"); r.code != 0 || r.stdout != "dpm-netconf dev\n" {
+		t.Errorf("version = %+v", r)
+	}
+}
+
+// newTree is a --root tree: a virtio-net NIC whose ifindex (1) is lo's in
+// every network namespace, so a MAC change must be refused.
+func newTree(t *testing.T, cmdline string) string {
+	tr := &kernelmodel.Tree{Root: t.TempDir()}
+	if err := tr.VirtioNet("0.0.0001", "eth0", 1, "52:54:00:00:00:01"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.File("proc/cmdline", cmdline+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.File("sys/module/virtio_net/refcnt", "0\n"); err != nil {
+		t.Fatal(err)
+	}
+	return tr.Root
+}
+
+func TestStatusOnTree(t *testing.T) {
+	root := newTree(t, "ro 0001,0,0a0000000011;0100,0;")
+	r := runWith(t, "", "dpm-netconf", "status", "--root", root, "--json")
+	var got struct {
+		NICs []struct {
+			BusID, Kind, Interface, MAC string
+			WantMAC                     string `json:"wanted_mac"`
+			OK                          bool
+			Differs                     []string
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, r.stdout)
+	}
+	if r.code != 1 || len(got.NICs) != 2 ||
+		got.NICs[0].Kind != "virtio" || got.NICs[0].Interface != "eth0" || got.NICs[0].MAC != "52:54:00:00:00:01" || got.NICs[0].WantMAC != "0a:00:00:00:00:11" ||
+		strings.Join(got.NICs[0].Differs, ";") != "MAC 52:54:00:00:00:01, want 0a:00:00:00:00:11" ||
+		got.NICs[1].Kind != "missing" {
+		t.Errorf("status = %d %+v", r.code, got)
+	}
+	r = runWith(t, "", "dpm-netconf", "status", "--root", root)
+	lines := strings.Split(r.stdout, "\n")
+	if len(lines) < 3 || strings.Join(strings.Fields(lines[1]), " ") != "0.0.0001 virtio yes - - eth0 0a:00:00:00:00:11 52:54:00:00:00:01 MAC 52:54:00:00:00:01, want 0a:00:00:00:00:11" {
+		t.Errorf("status table:\n%s", r.stdout)
+	}
+}
+
+func TestApplyRefusesForeignTree(t *testing.T) {
+	// The tree says index 1 is eth0; this namespace's index 1 is lo.
+	root := newTree(t, "0001,0,0a0000000011;")
+	r := runWith(t, "", "dpm-netconf", "apply", "--root", root, "--timeout", "5s", "--json")
+	if r.code != 1 || !strings.Contains(r.stderr, "0.0.0001: FAILED at mac: sysfs and netlink disagree on this interface: sysfs has eth0 at index 1, netlink has link lo there") {
+		t.Errorf("apply = %d\nstderr %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, `"failed_step":"mac"`) {
+		t.Errorf("apply --json: %s", r.stdout)
+	}
+}
+
+func TestApplyNothingListed(t *testing.T) {
+	root := newTree(t, "root=/dev/vda ro")
+	if r := runWith(t, "", "dpm-netconf", "--root", root); r.code != 0 {
+		t.Errorf("apply with no NIC listed = %+v", r)
+	}
+}
+
+func TestApplyMissingAndInvalid(t *testing.T) {
+	root := newTree(t, "0001,0;0100,0;0002,9;")
+	r := runWith(t, "", "autoconfigure_networking.sh", "--root", root, "--timeout", "300ms")
+	for _, want := range []string{
+		`dpm-netconf: error: entry "0002,9" at offset 14: port must be 0 or 1 (entry not applied)`,
+		"dpm-netconf: 0.0.0001: ok: virtio eth0 (already configured, nothing changed)",
+		"dpm-netconf: error: 0.0.0100: FAILED at find: device 0.0.0100 not found by the deadline",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if r.code != 1 {
+		t.Errorf("exit %d, want 1", r.code)
+	}
+}
+
+func TestSetmacAlias(t *testing.T) {
+	root := newTree(t, "0001,0,0a0000000011;")
+	// Not listed: nothing to do, exit 0 (udev runs it for every NIC).
+	r := runWith(t, "", "setmac.sh", "--root", root, "/devices/css0/0.0.0005/0.0.0009/virtio3/net/eth3")
+	if r.code != 0 {
+		t.Errorf("setmac of an unlisted device = %+v", r)
+	}
+	r = runWith(t, "", "setmac", "--root", root, "/devices/virtual/net/lo")
+	if r.code != 2 || !strings.Contains(r.stderr, "names no CCW device") {
+		t.Errorf("setmac of a non-CCW path = %+v", r)
+	}
+	// Listed: it acts on 0.0.0001 only (and here refuses the foreign tree).
+	r = runWith(t, "", "dpm-netconf", "setmac", "/devices/css0/0.0.0000/0.0.0001/virtio0/net/eth0", "--root", root, "--timeout", "5s")
+	if r.code != 1 || !strings.Contains(r.stderr, "0.0.0001: FAILED at mac: sysfs and netlink disagree") {
+		t.Errorf("setmac = %+v", r)
+	}
+}

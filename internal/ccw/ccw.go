@@ -1,0 +1,322 @@
+// Package ccw speaks the s390 channel-subsystem sysfs ABI that a qeth or
+// virtio-net-ccw NIC needs: CCW devices, cio_ignore, ccwgroup grouping, the
+// qeth group attributes and the network device each NIC creates.
+//
+// Every lookup goes straight to a bus id's own directory: nothing here scans
+// all devices, so the cost does not grow with the size of the I/O
+// configuration (znetconf scans every CCW device; we do not).
+package ccw
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/errno"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/sysfs"
+)
+
+// Control-unit types that matter here.
+const (
+	CUTypeOSA    = "1731/01" // OSA-Express in QDIO mode (OSD)
+	CUTypeIQD    = "1731/05" // HiperSockets
+	CUTypeVirtio = "3832/01" // virtio-ccw
+)
+
+// IsQeth reports whether a control-unit type is driven by qeth.
+func IsQeth(cutype string) bool { return cutype == CUTypeOSA || cutype == CUTypeIQD }
+
+// Well-known files.
+const (
+	CIOIgnore  = "/proc/cio_ignore"
+	CIOSettle  = "/proc/cio_settle"
+	QethGroup  = "/sys/bus/ccwgroup/drivers/qeth/group"
+	ccwDevices = "/sys/bus/ccw/devices/"
+	grpDevices = "/sys/bus/ccwgroup/devices/"
+)
+
+// Sys is the CCW side of the kernel, seen through an FS.
+type Sys struct{ FS sysfs.FS }
+
+// Device is one CCW device as sysfs shows it.
+type Device struct {
+	BusID  string
+	CUType string
+	Online bool
+	CHPIDs string // of the parent subchannel, e.g. "0a 00 00 00 00 00 00 00"
+}
+
+// DevicePath is the sysfs directory of a CCW device.
+func DevicePath(busID string) string { return ccwDevices + busID }
+
+// GroupPath is the sysfs directory of a ccwgroup (qeth) device.
+func GroupPath(busID string) string { return grpDevices + busID }
+
+// Device reads a CCW device; an absent (or cio_ignored) device gives an
+// error for which sysfs.IsNotExist is true.
+func (s Sys) Device(busID string) (Device, error) {
+	dir := DevicePath(busID)
+	cutype, err := sysfs.ReadString(s.FS, dir+"/cutype")
+	if err != nil {
+		return Device{}, fmt.Errorf("read %s/cutype: %w", dir, err)
+	}
+	online, err := sysfs.ReadString(s.FS, dir+"/online")
+	if err != nil {
+		return Device{}, fmt.Errorf("read %s/online: %w", dir, err)
+	}
+	// chpids belongs to the parent subchannel; ".." is resolved through the
+	// bus symlink by the kernel.
+	chpids, err := sysfs.ReadString(s.FS, dir+"/../chpids")
+	if err != nil && !sysfs.IsNotExist(err) {
+		return Device{}, fmt.Errorf("read %s/../chpids: %w", dir, err)
+	}
+	return Device{BusID: busID, CUType: cutype, Online: online == "1", CHPIDs: chpids}, nil
+}
+
+// SetOnline sets a plain CCW device (virtio-ccw) online.
+func (s Sys) SetOnline(busID string) error {
+	return s.write("online", busID, DevicePath(busID)+"/online", "1")
+}
+
+// Grouped reports whether a ccwgroup device with this bus id exists.
+func (s Sys) Grouped(busID string) bool { return s.FS.Exists(GroupPath(busID)) }
+
+// HasCIOIgnore reports whether the kernel has a cio_ignore list to free
+// devices from.
+func (s Sys) HasCIOIgnore() bool { return s.FS.Exists(CIOIgnore) }
+
+// Free removes the bus ids from..to from the cio_ignore list and waits for
+// the channel subsystem to finish probing them. Freeing devices that are
+// not ignored is harmless.
+func (s Sys) Free(from, to string) error {
+	spec := from
+	if to != from {
+		spec += "-" + to
+	}
+	if err := s.write("free", spec, CIOIgnore, "free "+spec); err != nil {
+		return err
+	}
+	return s.Settle()
+}
+
+// Settle blocks until queued channel-subsystem work (probing freed devices)
+// is done, so a freed device is visible when it returns.
+func (s Sys) Settle() error {
+	return s.write("settle", "", CIOSettle, "1")
+}
+
+// QethLoaded reports whether the qeth driver (and so ccwgroup) is present.
+func (s Sys) QethLoaded() bool { return s.FS.Exists(QethGroup) }
+
+// Group creates the qeth group device from its read, write and data devices.
+func (s Sys) Group(read, write, data string) error {
+	return s.write("group", read, QethGroup, read+","+write+","+data)
+}
+
+// Attr reads a qeth group attribute (layer2, portno, online, state, ...).
+func (s Sys) Attr(busID, attr string) (string, error) {
+	p := GroupPath(busID) + "/" + attr
+	v, err := sysfs.ReadString(s.FS, p)
+	if err != nil {
+		return "", fmt.Errorf("%s %s: read %s: %w", attr, busID, p, err)
+	}
+	return v, nil
+}
+
+// SetAttr writes a qeth group attribute.
+func (s Sys) SetAttr(busID, attr, value string) error {
+	return s.write(attr, busID, GroupPath(busID)+"/"+attr, value)
+}
+
+// Qeth is the state of a qeth group device that decides what apply does.
+type Qeth struct {
+	Online bool
+	Layer2 int // -1 (not chosen yet), 0 or 1
+	Port   int
+	State  string
+}
+
+// QethState reads online, layer2, portno and state of a group device.
+func (s Sys) QethState(busID string) (Qeth, error) {
+	var q Qeth
+	var vals [3]int
+	for i, attr := range []string{"online", "layer2", "portno"} {
+		v, err := s.Attr(busID, attr)
+		if err != nil {
+			return q, err
+		}
+		if vals[i], err = strconv.Atoi(v); err != nil {
+			return q, fmt.Errorf("%s %s: unexpected value %q", attr, busID, v)
+		}
+	}
+	q.Online, q.Layer2, q.Port = vals[0] == 1, vals[1], vals[2]
+	q.State, _ = s.Attr(busID, "state")
+	return q, nil
+}
+
+// Netdev is a network interface as sysfs shows it.
+type Netdev struct {
+	Name  string
+	Index int
+	MAC   string // lower-case colon form
+}
+
+// QethNetdev finds the interface of a qeth group device; it exists from the
+// first online on.
+func (s Sys) QethNetdev(busID string) (Netdev, error) {
+	return s.netdevIn(GroupPath(busID) + "/net")
+}
+
+// VirtioNetdev finds the interface of a virtio-net-ccw device, which sits
+// below the device's virtio<N> child.
+func (s Sys) VirtioNetdev(busID string) (Netdev, error) {
+	dir := DevicePath(busID)
+	names, err := s.FS.ReadDir(dir)
+	if err != nil {
+		return Netdev{}, fmt.Errorf("read %s: %w", dir, err)
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, "virtio") {
+			return s.netdevIn(dir + "/" + n + "/net")
+		}
+	}
+	return Netdev{}, fmt.Errorf("no virtio device below %s: %w", dir, unix.ENOENT)
+}
+
+// netdevIn reads the one interface below a device's net directory.
+func (s Sys) netdevIn(netDir string) (Netdev, error) {
+	names, err := s.FS.ReadDir(netDir)
+	if err != nil {
+		return Netdev{}, fmt.Errorf("read %s: %w", netDir, err)
+	}
+	if len(names) == 0 {
+		return Netdev{}, fmt.Errorf("no interface in %s: %w", netDir, unix.ENOENT)
+	}
+	dir := netDir + "/" + names[0]
+	idx, err := sysfs.ReadString(s.FS, dir+"/ifindex")
+	if err != nil {
+		return Netdev{}, fmt.Errorf("read %s/ifindex: %w", dir, err)
+	}
+	index, err := strconv.Atoi(idx)
+	if err != nil {
+		return Netdev{}, fmt.Errorf("read %s/ifindex: unexpected value %q", dir, idx)
+	}
+	mac, err := sysfs.ReadString(s.FS, dir+"/address")
+	if err != nil {
+		return Netdev{}, fmt.Errorf("read %s/address: %w", dir, err)
+	}
+	return Netdev{Name: names[0], Index: index, MAC: mac}, nil
+}
+
+// BusIDFromPath finds the device a sysfs path (as udev's %p gives it) or a
+// bus id or a devno names, and returns its devno. For
+// /devices/css0/0.0.0000/0.0.0001/virtio0/net/eth0 that is the CCW device
+// 0.0.0001, not the subchannel 0.0.0000 before it.
+func BusIDFromPath(p string) (uint16, error) {
+	if len(p) == 4 {
+		if v, err := strconv.ParseUint(p, 16, 16); err == nil {
+			return uint16(v), nil
+		}
+	}
+	var found string
+	for _, part := range strings.Split(path.Clean("/"+p), "/") {
+		if isBusID(part) {
+			found = part
+		}
+	}
+	if found == "" {
+		return 0, fmt.Errorf("%q names no CCW device: want a sysfs device path, a bus id (0.0.0001) or a devno (0001)", p)
+	}
+	if !strings.HasPrefix(found, "0.0.") {
+		return 0, fmt.Errorf("%q: device %s is not in channel subsystem 0, subchannel set 0, where DPM NICs live", p, found)
+	}
+	v, _ := strconv.ParseUint(found[4:], 16, 16)
+	return uint16(v), nil
+}
+
+func isBusID(s string) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 || len(parts[2]) != 4 {
+		return false
+	}
+	for _, p := range parts {
+		if _, err := strconv.ParseUint(p, 16, 16); err != nil || p == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// AttrError is a write to a kernel file that the kernel refused.
+type AttrError struct {
+	Step   string // group, layer2, portno, online, free, settle
+	Device string // bus id, or cio_ignore spec
+	File   string
+	Value  string
+	Err    error
+}
+
+func (e *AttrError) Error() string {
+	msg := fmt.Sprintf("%s %s: write %q to %s: %s", e.Step, e.Device, e.Value, e.File, errno.Words(e.Err))
+	if h := hint(e.Step, e.Value, e.Err); h != "" {
+		msg += ": " + h
+	}
+	return msg
+}
+
+func (e *AttrError) Unwrap() error { return e.Err }
+
+func (s Sys) write(step, device, file, value string) error {
+	if err := sysfs.WriteString(s.FS, file, value); err != nil {
+		return &AttrError{Step: step, Device: device, File: file, Value: value, Err: err}
+	}
+	return nil
+}
+
+// hint says what the kernel's answer to a step usually means
+// (drivers/s390/cio/ccwgroup.c, drivers/s390/net/qeth_core_sys.c).
+func hint(step, value string, err error) string {
+	switch {
+	case sysfs.IsNotExist(err):
+		switch step {
+		case "group":
+			return "the qeth driver is not loaded (no ccwgroup qeth driver directory)"
+		case "free", "settle":
+			return "the kernel has no cio_ignore support"
+		}
+		return "the device is gone"
+	case errors.Is(err, unix.EINVAL):
+		switch step {
+		case "group":
+			return "a device of the triplet is missing, cio_ignored, already grouped or not an OSA device"
+		case "layer2":
+			return "the kernel could not load the qeth_l2 discipline (module qeth_l2 missing from this system?)"
+		case "portno":
+			return "the adapter has no port " + value
+		case "online":
+			return "no driver is bound to the device, or the adapter refused to start"
+		case "free":
+			return "the kernel did not accept the device range"
+		}
+	case errors.Is(err, unix.EPERM):
+		switch step {
+		case "layer2", "portno":
+			return "the device is online; this attribute can only change while it is offline"
+		}
+	case errors.Is(err, unix.EOPNOTSUPP):
+		if step == "layer2" {
+			return "the layer is enforced by the hypervisor or adapter (z/VM VSWITCH, OSM) and cannot be chosen"
+		}
+	case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EBUSY):
+		return "another state change of the device is in flight"
+	case errors.Is(err, unix.EIO), errors.Is(err, unix.ENODEV), errors.Is(err, unix.ETIME), errors.Is(err, unix.ETIMEDOUT):
+		if step == "online" {
+			return "the adapter did not come up: check that the CHPID is online and the adapter port is cabled and active"
+		}
+	}
+	return ""
+}

@@ -1,0 +1,84 @@
+// Package sysfs is the narrow window through which dpm-netconf talks to the
+// kernel's pseudo-files (/sys, /proc). The real implementation reads and
+// writes files below a root directory; tests substitute a model of the
+// kernel that gives the kernel's answers (EINVAL, EPERM, ...) to writes.
+package sysfs
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"strings"
+)
+
+// FS is the kernel's file interface. Paths are absolute ("/sys/bus/...") and
+// may contain ".." after a symbolic link, which the kernel resolves
+// physically (e.g. "/sys/bus/ccw/devices/0.0.0001/../chpids").
+type FS interface {
+	// ReadFile returns a file's contents.
+	ReadFile(name string) ([]byte, error)
+	// WriteFile writes data with one write(2) to an existing file, as sysfs
+	// attributes expect, and returns the kernel's errno.
+	WriteFile(name string, data []byte) error
+	// ReadDir lists the names in a directory.
+	ReadDir(name string) ([]string, error)
+	// Exists reports whether a path exists.
+	Exists(name string) bool
+}
+
+// Root is the system's files below a root directory: "/" on a live system,
+// a prepared tree in tests (like the old scripts' ROOT_DIR).
+type Root string
+
+// path joins without cleaning, so ".." keeps its physical meaning.
+func (r Root) path(name string) string {
+	if r == "" || r == "/" {
+		return name
+	}
+	return strings.TrimSuffix(string(r), "/") + name
+}
+
+// ReadFile implements FS.
+func (r Root) ReadFile(name string) ([]byte, error) { return os.ReadFile(r.path(name)) }
+
+// WriteFile implements FS.
+func (r Root) WriteFile(name string, data []byte) error {
+	f, err := os.OpenFile(r.path(name), os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if werr != nil {
+		return werr
+	}
+	return cerr
+}
+
+// ReadDir implements FS.
+func (r Root) ReadDir(name string) ([]string, error) {
+	entries, err := os.ReadDir(r.path(name))
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names, err
+}
+
+// Exists implements FS.
+func (r Root) Exists(name string) bool {
+	_, err := os.Stat(r.path(name))
+	return err == nil
+}
+
+// ReadString returns a file's contents without the trailing newline.
+func ReadString(f FS, name string) (string, error) {
+	b, err := f.ReadFile(name)
+	return strings.TrimSpace(string(b)), err
+}
+
+// WriteString writes s to an attribute.
+func WriteString(f FS, name, s string) error { return f.WriteFile(name, []byte(s)) }
+
+// IsNotExist reports whether err means a file is absent.
+func IsNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
