@@ -327,13 +327,8 @@ func (j *job) qeth(ctx context.Context, read ccw.Device, grouped bool) error {
 			return err
 		}
 	}
-	j.setStep("modules")
-	loaded, err := j.cfg.Modules.Load(kmod.Qeth...)
-	if err != nil {
+	if err := j.loadModules(kmod.Qeth); err != nil {
 		return err
-	}
-	if len(loaded) > 0 {
-		j.did("modules", "loaded modules %s", strings.Join(loaded, ", "))
 	}
 	if !grouped {
 		j.setStep("group")
@@ -458,13 +453,8 @@ func (j *job) virtio(dev ccw.Device) error {
 	if j.nic.Port != 0 {
 		j.cfg.Log.Debugf("%s: port %d ignored: virtio-net has no adapter ports", j.busID(), j.nic.Port)
 	}
-	j.setStep("modules")
-	loaded, err := j.cfg.Modules.Load(kmod.Virtio...)
-	if err != nil {
+	if err := j.loadModules(kmod.Virtio); err != nil {
 		return err
-	}
-	if len(loaded) > 0 {
-		j.did("modules", "loaded modules %s", strings.Join(loaded, ", "))
 	}
 	if !dev.Online {
 		j.setStep("online")
@@ -472,6 +462,20 @@ func (j *job) virtio(dev ccw.Device) error {
 			return err
 		}
 		j.did("online", "online")
+	}
+	return nil
+}
+
+// loadModules loads the modules a kind of NIC needs; the loader does each
+// module once for all NICs.
+func (j *job) loadModules(names []string) error {
+	j.setStep("modules")
+	loaded, err := j.cfg.Modules.Load(names...)
+	if err != nil {
+		return err
+	}
+	if len(loaded) > 0 {
+		j.did("modules", "loaded modules %s", strings.Join(loaded, ", "))
 	}
 	return nil
 }
