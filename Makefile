@@ -5,18 +5,27 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 FUZZTIME ?= 20s
+# Downloads and builds that later runs reuse (the kernel, the u-root image).
+CACHE ?= $(CURDIR)/.cache
+KERNEL ?= $(CACHE)/kernel/current
+UIMAGE ?= $(CACHE)/uimage/dpm-netconf-s390x.cpio
+GO_SOURCES := $(shell git ls-files '*.go' 2>/dev/null | grep -v '^vmtests/') go.mod go.sum
+UNIT_PKGS = $$($(GO) list ./... | grep -v /vmtests)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help build test unit test-s390x fuzz lint bench clean
+.PHONY: help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest
 
 help:
 	@echo "make build       static binaries bin/dpm-netconf-{amd64,s390x}"
-	@echo "make test        everything CI runs: lint, unit tests (amd64 and s390x under qemu-user), fuzzing"
+	@echo "make test        everything CI runs: lint, unit tests (amd64 and s390x under qemu-user), fuzzing, VM tests"
 	@echo "make unit        unit tests on this machine (root: also the netlink tests)"
 	@echo "make test-s390x  unit tests cross-built for s390x, run under qemu-s390x-static (big-endian)"
 	@echo "make fuzz        fuzz the command-line parser for FUZZTIME (default 20s)"
 	@echo "make lint        gofmt, go vet, staticcheck"
 	@echo "make bench       the benchmarks in README's performance section"
+	@echo "make kernel      fetch Debian's current s390x kernel into $(CACHE)/kernel"
+	@echo "make uimage      the s390x u-root image with dpm-netconf as uinit (KERNEL=dir of an unpacked kernel)"
+	@echo "make vmtest      boot the image under qemu-system-s390x: the VM test scenarios"
 
 build: bin/dpm-netconf-amd64 bin/dpm-netconf-s390x
 
@@ -26,13 +35,32 @@ bin/dpm-netconf-%: FORCE
 
 FORCE:
 
-test: lint unit test-s390x fuzz
+test: lint unit test-s390x fuzz vmtest
 
 unit:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 $(UNIT_PKGS)
 
 test-s390x:
-	CGO_ENABLED=0 GOARCH=s390x $(GO) test -count=1 -exec qemu-s390x-static ./...
+	CGO_ENABLED=0 GOARCH=s390x $(GO) test -count=1 -exec qemu-s390x-static $(UNIT_PKGS)
+
+kernel:
+	@vmtests/fetch-kernel.sh $(CACHE) >/dev/null
+
+uimage: $(UIMAGE)
+
+$(UIMAGE): $(GO_SOURCES) uroot/build.sh $(KERNEL)/release
+	uroot/build.sh $(KERNEL) $@
+
+$(KERNEL)/release:
+	@vmtests/fetch-kernel.sh $(CACHE) >/dev/null
+
+# vmtest keeps QEMU's and vmtest's temporary files in a folder it cleans.
+vmtest: kernel uimage
+	rm -rf $(CACHE)/tmp && mkdir -p $(CACHE)/tmp
+	@echo "vmtest: guest consoles go to $(CACHE)/vmtest.log"
+	cd vmtests && TMPDIR=$(CACHE)/tmp DPM_KERNEL_DIR=$(KERNEL) DPM_UIMAGE=$(UIMAGE) \
+		$(GO) test -count=1 -v -timeout 30m $(VMTEST_ARGS) . 2>&1 | tee $(CACHE)/vmtest.log | grep -v 'devices.go:[0-9]*: Test' ; \
+		st=$${PIPESTATUS[0]}; rm -rf $(CACHE)/tmp; exit $$st
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/cmdline/

@@ -146,6 +146,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	for _, e := range list.Errors {
 		log.Errorf("%s (entry not applied)", e.Error())
 	}
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 	root := sysfs.Root(o.root)
@@ -188,10 +189,21 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			Errors []cmdline.Error `json:"errors"`
 		}{nonNil(reports), list.Errors})
 	}
+	code := exitOK
 	if apply.Failed(reports) || len(list.Errors) > 0 {
-		return exitFail
+		code = exitFail
 	}
-	return exitOK
+	configured := 0
+	for _, r := range reports {
+		if r.OK {
+			configured++
+		}
+	}
+	// One closing line: early-userspace consoles show whether the boot's
+	// NICs are ready, and how long it took.
+	log.Infof("%s done in %s: %d of %d NICs configured, %d invalid entries; exit status %d",
+		cmd, time.Since(start).Round(100*time.Microsecond), configured, len(reports), len(list.Errors), code)
+	return code
 }
 
 func readCmdline(o options, stdin io.Reader) (string, error) {

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Builds the s390x u-root initramfs around dpm-netconf: u-root's core
+# commands, dpm-netconf as uinit ("dpm-netconf apply", then init goes on to
+# the shell), and the kernel modules dpm-netconf loads itself (ccwgroup,
+# qeth, qeth_l2, virtio_net and their dependencies from modules.dep) with
+# modules.dep, modules.builtin and modules.order, under /lib/modules/<release>.
+#   usage: build.sh KERNEL_DIR OUT.cpio [extra u-root args...]
+# KERNEL_DIR is an unpacked kernel package (root/lib/modules/<release>), as
+# `make kernel` leaves it.
+set -euo pipefail
+kdir=$(realpath "${1:?usage: build.sh KERNEL_DIR OUT.cpio}")
+out=$(realpath -m "${2:?usage: build.sh KERNEL_DIR OUT.cpio}")
+shift 2
+release=$(cat "$kdir/release")
+mods="$kdir/root/lib/modules/$release"
+[ -f "$mods/modules.dep" ] || { echo "uimage: no modules.dep in $mods (run make kernel)" >&2; exit 1; }
+
+# The modules dpm-netconf loads, and everything they depend on.
+want="ccwgroup qeth qeth_l2 virtio_net"
+files=()
+for m in $want; do
+  line=$(grep -E "(^|/)$m\.ko(\.[a-z]+)?:" "$mods/modules.dep") || { echo "uimage: module $m not in modules.dep" >&2; exit 1; }
+  for f in ${line//:/ }; do
+    files+=("$f")
+  done
+done
+args=()
+for f in $(printf '%s\n' "${files[@]}" | sort -u); do
+  args+=(-files "$mods/$f:lib/modules/$release/$f")
+done
+for f in modules.dep modules.builtin modules.order; do
+  args+=(-files "$mods/$f:lib/modules/$release/$f")
+done
+
+cd "$(dirname "$0")/.."
+mkdir -p "$(dirname "$out")"
+# u-root itself runs on the host; the version is the one go.mod pins.
+uroot=$(dirname "$out")/u-root-host
+go build -o "$uroot" github.com/u-root/u-root
+echo "uimage: building $out for s390x (u-root core commands, dpm-netconf, $(printf '%s\n' "${files[@]}" | sort -u | wc -l) modules of $release)" >&2
+# goshsmall: a plain "$ " prompt; the line editor is unusable over SCLP.
+GOARCH=s390x CGO_ENABLED=0 "$uroot" -o "$out" -go-build-tags goshsmall \
+  -uinitcmd="dpm-netconf apply" "${args[@]}" "$@" \
+  'github.com/u-root/u-root/cmds/core/*' ./cmd/dpm-netconf
+ls -l "$out" | awk '{printf "uimage: %s: %.1f MiB\n", $NF, $5/1048576}' >&2

@@ -1,0 +1,221 @@
+// Package vmtests boots Debian's s390x kernel under qemu-system-s390x with
+// the u-root image whose uinit is dpm-netconf, and asserts on what the
+// guest's own sysfs and rtnetlink report. `make vmtest` prepares the kernel
+// and the image and runs them.
+package vmtests
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+const threeNICs = "0001,1,0a0000000011;0004,0;0010,0,0e1122334455;"
+
+// wantMACs checks the guest's MACs for the given bus ids.
+func wantMACs(t *testing.T, r Report, want map[string]string) {
+	t.Helper()
+	got := r.macs(t)
+	for id, mac := range want {
+		if got[id] != mac {
+			t.Errorf("%s: MAC %q, want %s (guest reports %v)", id, got[id], mac, got)
+		}
+	}
+}
+
+// Scenario 1: three virtio-net-ccw NICs configured from the DPM list.
+func TestThreeVirtioNICs(t *testing.T) {
+	g := boot(t, threeNICs, virtioNICs("0001", "0004", "0010"))
+	a := g.waitApplied(2 * time.Minute)
+	if a.exit != 0 || a.configured != 3 || a.total != 3 {
+		t.Errorf("apply at boot: %+v", a)
+	}
+	r := g.report()
+	wantMACs(t, r, map[string]string{
+		"0.0.0001": "0a:00:00:00:00:11",
+		"0.0.0004": "52:54:00:00:00:04", // no MAC listed: QEMU's stays
+		"0.0.0010": "0e:11:22:33:44:55",
+	})
+	out, code, _ := g.run(30*time.Second, "dpm-netconf status --json")
+	if code != 0 {
+		t.Errorf("status exit %d:\n%s", code, out)
+	}
+	m := regexp.MustCompile(`(\{"nics":.*\})\r*\n`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no status JSON in:\n%s", out)
+	}
+	var st struct {
+		NICs []struct {
+			BusID string `json:"bus_id"`
+			Kind  string `json:"kind"`
+			MAC   string `json:"mac"`
+			OK    bool   `json:"ok"`
+		} `json:"nics"`
+	}
+	if err := json.Unmarshal([]byte(m[1]), &st); err != nil {
+		t.Fatal(err)
+	}
+	got := r.macs(t)
+	for _, n := range st.NICs {
+		if !n.OK || n.Kind != "virtio" || n.MAC != got[n.BusID] {
+			t.Errorf("status %+v disagrees with the guest (%s)", n, got[n.BusID])
+		}
+	}
+}
+
+// Scenario 2: the devices start cio_ignored; dpm-netconf frees exactly the
+// listed ones.
+func TestCIOIgnored(t *testing.T) {
+	nics := virtioNICs("0001", "0004", "0010", "0020") // 0020 is not listed
+	g := boot(t, "cio_ignore=all,!condev "+threeNICs, nics)
+	a := g.waitApplied(2 * time.Minute)
+	if a.exit != 0 || a.configured != 3 {
+		t.Errorf("apply at boot: %+v", a)
+	}
+	for _, step := range []string{"0.0.0001: freed from cio_ignore", "0.0.0004: freed from cio_ignore", "0.0.0010: freed from cio_ignore"} {
+		if !strings.Contains(a.console, step) {
+			t.Errorf("console lacks %q", step)
+		}
+	}
+	r := g.report()
+	wantMACs(t, r, map[string]string{"0.0.0001": "0a:00:00:00:00:11", "0.0.0004": "52:54:00:00:00:04", "0.0.0010": "0e:11:22:33:44:55"})
+	if slices.Contains(r.CCW, "0.0.0020") {
+		t.Errorf("unlisted device 0.0.0020 was freed too: %v", r.CCW)
+	}
+	for _, id := range []string{"0.0.0001", "0.0.0004", "0.0.0010"} {
+		if !slices.Contains(r.CCW, id) {
+			t.Errorf("%s not visible: %v", id, r.CCW)
+		}
+	}
+}
+
+// Scenario 3: a qeth entry whose devices do not exist next to a valid
+// virtio one: reported missing within the deadline, exit 1, the boot goes on.
+func TestMissingQethNextToVirtio(t *testing.T) {
+	g := boot(t, "uroot.uinitargs=--timeout=10s 0100,0,0a0000000022;0001,0,0a0000000011;", virtioNICs("0001"))
+	a := g.waitApplied(2 * time.Minute)
+	if a.exit != 1 || a.configured != 1 || a.total != 2 {
+		t.Errorf("apply at boot: %+v", a)
+	}
+	if d, err := time.ParseDuration(a.took); err != nil || d > 11*time.Second || d < 10*time.Second {
+		t.Errorf("apply took %s, want the 10s deadline", a.took)
+	}
+	want := "0.0.0100: FAILED at find: device 0.0.0100 not found by the deadline (not in /sys/bus/ccw/devices, even after freeing it from cio_ignore): is the devno right and the device attached to this partition?"
+	if !strings.Contains(a.console, want) {
+		t.Errorf("console lacks %q", want)
+	}
+	// The guest went on to its shell: the probe answers.
+	wantMACs(t, g.report(), map[string]string{"0.0.0001": "0a:00:00:00:00:11"})
+}
+
+// Scenario 5: malformed entries: exact text and offset, nothing changed.
+func TestMalformedEntries(t *testing.T) {
+	list := "0001,7;0004,0;zzzz,1;0010,0,030000000001;"
+	cmdline := "quiet " + list
+	g := boot(t, cmdline, virtioNICs("0001", "0004", "0010"))
+	a := g.waitApplied(2 * time.Minute)
+	if a.exit != 1 || a.invalid != 3 || a.configured != 1 || a.total != 1 {
+		t.Errorf("apply at boot: %+v", a)
+	}
+	for _, e := range []struct{ entry, msg string }{
+		{"0001,7", "port must be 0 or 1"},
+		{"zzzz,1", `devno "zzzz" must be exactly 4 hex digits`},
+		{"0010,0,030000000001", "mac 03:00:00:00:00:01 is a multicast address: a NIC needs a unicast address (first octet even)"},
+	} {
+		want := fmt.Sprintf("dpm-netconf: error: entry %q at offset %d: %s (entry not applied)", e.entry, strings.Index(cmdline, e.entry), e.msg)
+		if !strings.Contains(a.console, want) {
+			t.Errorf("console lacks %s", want)
+		}
+	}
+	// Nothing of the rejected entries was done.
+	wantMACs(t, g.report(), map[string]string{"0.0.0001": "52:54:00:00:00:01", "0.0.0004": "52:54:00:00:00:04", "0.0.0010": "52:54:00:00:00:10"})
+}
+
+// Scenario 6: apply a second time changes nothing and exits 0.
+func TestApplyTwice(t *testing.T) {
+	g := boot(t, threeNICs, virtioNICs("0001", "0004", "0010"))
+	if a := g.waitApplied(2 * time.Minute); a.exit != 0 {
+		t.Fatalf("first apply: %+v", a)
+	}
+	before := g.report()
+	out, code, _ := g.run(time.Minute, "dpm-netconf apply")
+	if code != 0 || strings.Count(out, "(already configured, nothing changed)") != 3 || strings.Contains(out, "set ") {
+		t.Errorf("second apply (exit %d):\n%s", code, out)
+	}
+	after := g.report()
+	if fmt.Sprint(before.macs(t)) != fmt.Sprint(after.macs(t)) {
+		t.Errorf("MACs changed: %v -> %v", before.macs(t), after.macs(t))
+	}
+}
+
+// Scenario 7: setmac with the udev-style path of one virtio NIC sets that
+// NIC's MAC only.
+func TestSetmacUdevPath(t *testing.T) {
+	// --cmdline=/dev/null: the boot's apply sees no list and does nothing,
+	// as in an image where only the udev rule acts; u-root's init loads
+	// virtio_net (modules_load=), so both interfaces exist as udev sees them.
+	g := boot(t, "uroot.uinitargs=--cmdline=/dev/null modules_load=virtio_net 0001,0,0a0000000011;0004,0,0a0000000044;", virtioNICs("0001", "0004"))
+	if a := g.waitApplied(2 * time.Minute); a.exit != 0 || a.total != 0 {
+		t.Fatalf("boot apply: %+v", a)
+	}
+	r := g.report()
+	var path string
+	for _, n := range r.NICs {
+		if n.BusID == "0.0.0001" {
+			path = n.DevPath
+		}
+	}
+	if !regexp.MustCompile(`^/devices/css0/0\.0\.[0-9a-f]{4}/0\.0\.0001/virtio\d+/net/eth\d+$`).MatchString(path) {
+		t.Fatalf("udev path of 0.0.0001: %q", path)
+	}
+	out, code, _ := g.run(time.Minute, "dpm-netconf setmac "+path)
+	if code != 0 {
+		t.Errorf("setmac exit %d:\n%s", code, out)
+	}
+	wantMACs(t, g.report(), map[string]string{"0.0.0001": "0a:00:00:00:00:11", "0.0.0004": "52:54:00:00:00:04"})
+}
+
+// Scenario 8: twelve NICs (nova-dpm's maximum), and the time dpm-netconf
+// takes against a loop of u-root's ip over the same NICs.
+func TestTwelveNICs(t *testing.T) {
+	var devnos []string
+	var list strings.Builder
+	want := map[string]string{}
+	for i := 1; i <= 12; i++ {
+		d := fmt.Sprintf("%04x", i*4)
+		devnos = append(devnos, d)
+		fmt.Fprintf(&list, "%s,0,0a00000000%02x;", d, i)
+		want["0.0."+d] = fmt.Sprintf("0a:00:00:00:00:%02x", i)
+	}
+	if list.Len() > 256 {
+		t.Fatalf("list of %d bytes does not fit nova-dpm's 256", list.Len())
+	}
+	g := boot(t, list.String(), virtioNICs(devnos...))
+	a := g.waitApplied(2 * time.Minute)
+	if a.exit != 0 || a.configured != 12 {
+		t.Errorf("apply at boot: %+v", a)
+	}
+	r := g.report()
+	wantMACs(t, r, want)
+
+	// Timing: put other MACs on with ip, then let dpm-netconf set all 12
+	// back; both start from existing interfaces.
+	var args []string
+	for i, n := range r.NICs {
+		args = append(args, fmt.Sprintf("%s=0a:00:00:00:01:%02x", n.Interface, i))
+	}
+	g.send("dpmprobe iploop " + strings.Join(args, " "))
+	m := g.expect(time.Minute, `DPMIPLOOP n=(\d+) ms=([0-9.]+)\r*\n`)
+	g.prompt()
+	out, code, ms := g.run(time.Minute, "dpm-netconf apply")
+	if code != 0 || strings.Count(out, "set 0a:00:00:00:01:") != 12 {
+		t.Errorf("apply after the ip loop (exit %d):\n%s", code, out)
+	}
+	wantMACs(t, g.report(), want)
+	t.Logf("12 NICs: dpm-netconf apply exec-to-exit %.1f ms (setting 12 MACs; at boot, with module loading: %s); loop of u-root ip link set over %s NICs: %s ms",
+		ms, a.took, m[1], m[2])
+}
