@@ -1,0 +1,81 @@
+package vmtests
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hugelgupf/vmtest/govmtest"
+	"github.com/hugelgupf/vmtest/qemu"
+	"github.com/u-root/mkuimage/uimage"
+)
+
+// moduleFiles lists u-root -files specs for the named modules, everything
+// they depend on (modules.dep), and the module index files.
+func moduleFiles(t *testing.T, s *setup, names ...string) []string {
+	t.Helper()
+	dir := filepath.Join(s.kernelDir, "root/lib/modules", s.release)
+	f, err := os.Open(filepath.Join(dir, "modules.dep"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	deps := map[string][]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		mod, rest, _ := strings.Cut(sc.Text(), ":")
+		name := strings.TrimSuffix(filepath.Base(mod), ".ko")
+		deps[name] = append([]string{mod}, strings.Fields(rest)...)
+	}
+	seen := map[string]bool{}
+	var specs []string
+	for _, n := range names {
+		files, ok := deps[n]
+		if !ok {
+			t.Fatalf("module %s not in %s/modules.dep", n, dir)
+		}
+		for _, p := range files {
+			if !seen[p] {
+				seen[p] = true
+				specs = append(specs, fmt.Sprintf("%s:lib/modules/%s/%s", filepath.Join(dir, p), s.release, p))
+			}
+		}
+	}
+	for _, p := range []string{"modules.dep", "modules.builtin", "modules.order"} {
+		specs = append(specs, fmt.Sprintf("%s:lib/modules/%s/%s", filepath.Join(dir, p), s.release, p))
+	}
+	return specs
+}
+
+// TestInGuest runs package inguest inside the s390x guest with govmtest:
+// module loading, the kernel's answers to grouping, cio_ignore and netlink
+// on real virtio-net-ccw NICs (scenario 4 and the real-kernel parts of the
+// unit tests). Results come back over 9p (virtio-9p-pci, a zPCI device).
+func TestInGuest(t *testing.T) {
+	s := requireVM(t)
+	// govmtest takes the guest from the environment.
+	t.Setenv("VMTEST_ARCH", string(s390x))
+	t.Setenv("VMTEST_QEMU", qemuCmd)
+	t.Setenv("VMTEST_KERNEL", filepath.Join(s.kernelDir, "vmlinuz"))
+	var nics []string
+	for i, d := range []string{"0001", "0002", "0003", "0004"} {
+		nics = append(nics, "-netdev", fmt.Sprintf("user,id=n%d", i),
+			"-device", fmt.Sprintf("virtio-net-ccw,netdev=n%d,devno=fe.0.%s", i, d))
+	}
+	files := moduleFiles(t, s, "ccwgroup", "qeth", "qeth_l2", "virtio_net", "virtio_pci", "9pnet_virtio", "9p")
+	govmtest.Run(t, "inguest",
+		govmtest.WithPackageToTest("github.com/dpm-guest-image-tools/dpm-netconf/vmtests/inguest"),
+		govmtest.WithGoTestTimeout(2*time.Minute),
+		govmtest.WithUimage(uimage.WithFiles(files...)),
+		govmtest.WithQEMUFn(
+			// 9p needs its modules before the test runner mounts the share.
+			qemu.WithAppendKernel("cio_ignore=all,!condev", "modules_load=virtio_pci,9pnet_virtio,9p"),
+			qemu.ArbitraryArgs(nics...),
+			qemu.WithVMTimeout(5*time.Minute),
+		),
+	)
+}
