@@ -13,7 +13,7 @@ GO_SOURCES := $(shell git ls-files '*.go' 2>/dev/null | grep -v '^vmtests/') go.
 UNIT_PKGS = $$($(GO) list ./... | grep -v /vmtests)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest
+.PHONY: help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest demo deps
 
 help:
 	@echo "make build       static binaries bin/dpm-netconf-{amd64,s390x}"
@@ -26,6 +26,7 @@ help:
 	@echo "make kernel      fetch Debian's current s390x kernel into $(CACHE)/kernel"
 	@echo "make uimage      the s390x u-root image with dpm-netconf as uinit (KERNEL=dir of an unpacked kernel)"
 	@echo "make vmtest      boot the image under qemu-system-s390x: the VM test scenarios"
+	@echo "make demo        install what is missing, fetch the kernel, build the image, boot a guest with 3 NICs"
 
 build: bin/dpm-netconf-amd64 bin/dpm-netconf-s390x
 
@@ -43,6 +44,12 @@ unit:
 test-s390x:
 	CGO_ENABLED=0 GOARCH=s390x $(GO) test -count=1 -exec qemu-s390x-static $(UNIT_PKGS)
 
+deps:
+	@vmtests/install-deps.sh
+
+demo: deps kernel uimage
+	$(GO) run ./vmtests/demo -kernel $(KERNEL) -image $(UIMAGE) -console $(CACHE)/demo-console.log
+
 kernel:
 	@vmtests/fetch-kernel.sh $(CACHE) >/dev/null
 
@@ -55,7 +62,7 @@ $(KERNEL)/release:
 	@vmtests/fetch-kernel.sh $(CACHE) >/dev/null
 
 # vmtest keeps QEMU's and vmtest's temporary files in a folder it cleans.
-vmtest: kernel uimage
+vmtest: deps kernel uimage
 	rm -rf $(CACHE)/tmp && mkdir -p $(CACHE)/tmp
 	@echo "vmtest: guest consoles go to $(CACHE)/vmtest.log"
 	cd vmtests && TMPDIR=$(CACHE)/tmp DPM_KERNEL_DIR=$(KERNEL) DPM_UIMAGE=$(UIMAGE) \

@@ -12,13 +12,15 @@ import (
 	"github.com/hugelgupf/vmtest/govmtest"
 	"github.com/hugelgupf/vmtest/qemu"
 	"github.com/u-root/mkuimage/uimage"
+
+	"github.com/dpm-guest-image-tools/dpm-netconf/vmtests/vm"
 )
 
 // moduleFiles lists u-root -files specs for the named modules, everything
 // they depend on (modules.dep), and the module index files.
-func moduleFiles(t *testing.T, s *setup, names ...string) []string {
+func moduleFiles(t *testing.T, s *vm.Env, names ...string) []string {
 	t.Helper()
-	dir := filepath.Join(s.kernelDir, "root/lib/modules", s.release)
+	dir := filepath.Join(s.KernelDir, "root/lib/modules", s.Release)
 	f, err := os.Open(filepath.Join(dir, "modules.dep"))
 	if err != nil {
 		t.Fatal(err)
@@ -41,12 +43,12 @@ func moduleFiles(t *testing.T, s *setup, names ...string) []string {
 		for _, p := range files {
 			if !seen[p] {
 				seen[p] = true
-				specs = append(specs, fmt.Sprintf("%s:lib/modules/%s/%s", filepath.Join(dir, p), s.release, p))
+				specs = append(specs, fmt.Sprintf("%s:lib/modules/%s/%s", filepath.Join(dir, p), s.Release, p))
 			}
 		}
 	}
 	for _, p := range []string{"modules.dep", "modules.builtin", "modules.order"} {
-		specs = append(specs, fmt.Sprintf("%s:lib/modules/%s/%s", filepath.Join(dir, p), s.release, p))
+		specs = append(specs, fmt.Sprintf("%s:lib/modules/%s/%s", filepath.Join(dir, p), s.Release, p))
 	}
 	return specs
 }
@@ -58,14 +60,10 @@ func moduleFiles(t *testing.T, s *setup, names ...string) []string {
 func TestInGuest(t *testing.T) {
 	s := requireVM(t)
 	// govmtest takes the guest from the environment.
-	t.Setenv("VMTEST_ARCH", string(s390x))
-	t.Setenv("VMTEST_QEMU", qemuCmd)
-	t.Setenv("VMTEST_KERNEL", filepath.Join(s.kernelDir, "vmlinuz"))
-	var nics []string
-	for i, d := range []string{"0001", "0002", "0003", "0004"} {
-		nics = append(nics, "-netdev", fmt.Sprintf("user,id=n%d", i),
-			"-device", fmt.Sprintf("virtio-net-ccw,netdev=n%d,devno=fe.0.%s", i, d))
-	}
+	t.Setenv("VMTEST_ARCH", string(vm.S390x))
+	t.Setenv("VMTEST_QEMU", vm.QEMU)
+	t.Setenv("VMTEST_KERNEL", filepath.Join(s.KernelDir, "vmlinuz"))
+	nics := vm.NICArgs(vm.VirtioNICs("0001", "0002", "0003", "0004"))
 	files := moduleFiles(t, s, "ccwgroup", "qeth", "qeth_l2", "virtio_net", "virtio_pci", "9pnet_virtio", "9p")
 	govmtest.Run(t, "inguest",
 		govmtest.WithPackageToTest("github.com/dpm-guest-image-tools/dpm-netconf/vmtests/inguest"),

@@ -12,14 +12,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dpm-guest-image-tools/dpm-netconf/vmtests/vm"
 )
 
 const threeNICs = "0001,1,0a0000000011;0004,0;0010,0,0e1122334455;"
 
 // wantMACs checks the guest's MACs for the given bus ids.
-func wantMACs(t *testing.T, r Report, want map[string]string) {
+func wantMACs(t *testing.T, r vm.Report, want map[string]string) {
 	t.Helper()
-	got := r.macs(t)
+	got := macs(t, r)
 	for id, mac := range want {
 		if got[id] != mac {
 			t.Errorf("%s: MAC %q, want %s (guest reports %v)", id, got[id], mac, got)
@@ -29,9 +31,9 @@ func wantMACs(t *testing.T, r Report, want map[string]string) {
 
 // Scenario 1: three virtio-net-ccw NICs configured from the DPM list.
 func TestThreeVirtioNICs(t *testing.T) {
-	g := boot(t, threeNICs, virtioNICs("0001", "0004", "0010"))
+	g := boot(t, threeNICs, vm.VirtioNICs("0001", "0004", "0010"))
 	a := g.waitApplied(2 * time.Minute)
-	if a.exit != 0 || a.configured != 3 || a.total != 3 {
+	if a.Exit != 0 || a.Configured != 3 || a.Total != 3 {
 		t.Errorf("apply at boot: %+v", a)
 	}
 	r := g.report()
@@ -59,7 +61,7 @@ func TestThreeVirtioNICs(t *testing.T) {
 	if err := json.Unmarshal([]byte(m[1]), &st); err != nil {
 		t.Fatal(err)
 	}
-	got := r.macs(t)
+	got := macs(t, r)
 	for _, n := range st.NICs {
 		if !n.OK || n.Kind != "virtio" || n.MAC != got[n.BusID] {
 			t.Errorf("status %+v disagrees with the guest (%s)", n, got[n.BusID])
@@ -70,14 +72,14 @@ func TestThreeVirtioNICs(t *testing.T) {
 // Scenario 2: the devices start cio_ignored; dpm-netconf frees exactly the
 // listed ones.
 func TestCIOIgnored(t *testing.T) {
-	nics := virtioNICs("0001", "0004", "0010", "0020") // 0020 is not listed
+	nics := vm.VirtioNICs("0001", "0004", "0010", "0020") // 0020 is not listed
 	g := boot(t, "cio_ignore=all,!condev "+threeNICs, nics)
 	a := g.waitApplied(2 * time.Minute)
-	if a.exit != 0 || a.configured != 3 {
+	if a.Exit != 0 || a.Configured != 3 {
 		t.Errorf("apply at boot: %+v", a)
 	}
 	for _, step := range []string{"0.0.0001: freed from cio_ignore", "0.0.0004: freed from cio_ignore", "0.0.0010: freed from cio_ignore"} {
-		if !strings.Contains(a.console, step) {
+		if !strings.Contains(a.Console, step) {
 			t.Errorf("console lacks %q", step)
 		}
 	}
@@ -96,16 +98,16 @@ func TestCIOIgnored(t *testing.T) {
 // Scenario 3: a qeth entry whose devices do not exist next to a valid
 // virtio one: reported missing within the deadline, exit 1, the boot goes on.
 func TestMissingQethNextToVirtio(t *testing.T) {
-	g := boot(t, "uroot.uinitargs=--timeout=10s 0100,0,0a0000000022;0001,0,0a0000000011;", virtioNICs("0001"))
+	g := boot(t, "uroot.uinitargs=--timeout=10s 0100,0,0a0000000022;0001,0,0a0000000011;", vm.VirtioNICs("0001"))
 	a := g.waitApplied(2 * time.Minute)
-	if a.exit != 1 || a.configured != 1 || a.total != 2 {
+	if a.Exit != 1 || a.Configured != 1 || a.Total != 2 {
 		t.Errorf("apply at boot: %+v", a)
 	}
-	if d, err := time.ParseDuration(a.took); err != nil || d > 11*time.Second || d < 10*time.Second {
-		t.Errorf("apply took %s, want the 10s deadline", a.took)
+	if d, err := time.ParseDuration(a.Took); err != nil || d > 11*time.Second || d < 10*time.Second {
+		t.Errorf("apply took %s, want the 10s deadline", a.Took)
 	}
 	want := "0.0.0100: FAILED at find: device 0.0.0100 not found by the deadline (not in /sys/bus/ccw/devices, even after freeing it from cio_ignore): is the devno right and the device attached to this partition?"
-	if !strings.Contains(a.console, want) {
+	if !strings.Contains(a.Console, want) {
 		t.Errorf("console lacks %q", want)
 	}
 	// The guest went on to its shell: the probe answers.
@@ -116,9 +118,9 @@ func TestMissingQethNextToVirtio(t *testing.T) {
 func TestMalformedEntries(t *testing.T) {
 	list := "0001,7;0004,0;zzzz,1;0010,0,030000000001;"
 	cmdline := "quiet " + list
-	g := boot(t, cmdline, virtioNICs("0001", "0004", "0010"))
+	g := boot(t, cmdline, vm.VirtioNICs("0001", "0004", "0010"))
 	a := g.waitApplied(2 * time.Minute)
-	if a.exit != 1 || a.invalid != 3 || a.configured != 1 || a.total != 1 {
+	if a.Exit != 1 || a.Invalid != 3 || a.Configured != 1 || a.Total != 1 {
 		t.Errorf("apply at boot: %+v", a)
 	}
 	for _, e := range []struct{ entry, msg string }{
@@ -127,7 +129,7 @@ func TestMalformedEntries(t *testing.T) {
 		{"0010,0,030000000001", "mac 03:00:00:00:00:01 is a multicast address: a NIC needs a unicast address (first octet even)"},
 	} {
 		want := fmt.Sprintf("dpm-netconf: error: entry %q at offset %d: %s (entry not applied)", e.entry, strings.Index(cmdline, e.entry), e.msg)
-		if !strings.Contains(a.console, want) {
+		if !strings.Contains(a.Console, want) {
 			t.Errorf("console lacks %s", want)
 		}
 	}
@@ -137,8 +139,8 @@ func TestMalformedEntries(t *testing.T) {
 
 // Scenario 6: apply a second time changes nothing and exits 0.
 func TestApplyTwice(t *testing.T) {
-	g := boot(t, threeNICs, virtioNICs("0001", "0004", "0010"))
-	if a := g.waitApplied(2 * time.Minute); a.exit != 0 {
+	g := boot(t, threeNICs, vm.VirtioNICs("0001", "0004", "0010"))
+	if a := g.waitApplied(2 * time.Minute); a.Exit != 0 {
 		t.Fatalf("first apply: %+v", a)
 	}
 	before := g.report()
@@ -147,8 +149,8 @@ func TestApplyTwice(t *testing.T) {
 		t.Errorf("second apply (exit %d):\n%s", code, out)
 	}
 	after := g.report()
-	if fmt.Sprint(before.macs(t)) != fmt.Sprint(after.macs(t)) {
-		t.Errorf("MACs changed: %v -> %v", before.macs(t), after.macs(t))
+	if fmt.Sprint(macs(t, before)) != fmt.Sprint(macs(t, after)) {
+		t.Errorf("MACs changed: %v -> %v", macs(t, before), macs(t, after))
 	}
 }
 
@@ -158,8 +160,8 @@ func TestSetmacUdevPath(t *testing.T) {
 	// --cmdline=/dev/null: the boot's apply sees no list and does nothing,
 	// as in an image where only the udev rule acts; u-root's init loads
 	// virtio_net (modules_load=), so both interfaces exist as udev sees them.
-	g := boot(t, "uroot.uinitargs=--cmdline=/dev/null modules_load=virtio_net 0001,0,0a0000000011;0004,0,0a0000000044;", virtioNICs("0001", "0004"))
-	if a := g.waitApplied(2 * time.Minute); a.exit != 0 || a.total != 0 {
+	g := boot(t, "uroot.uinitargs=--cmdline=/dev/null modules_load=virtio_net 0001,0,0a0000000011;0004,0,0a0000000044;", vm.VirtioNICs("0001", "0004"))
+	if a := g.waitApplied(2 * time.Minute); a.Exit != 0 || a.Total != 0 {
 		t.Fatalf("boot apply: %+v", a)
 	}
 	r := g.report()
@@ -194,9 +196,9 @@ func TestTwelveNICs(t *testing.T) {
 	if list.Len() > 256 {
 		t.Fatalf("list of %d bytes does not fit nova-dpm's 256", list.Len())
 	}
-	g := boot(t, list.String(), virtioNICs(devnos...))
+	g := boot(t, list.String(), vm.VirtioNICs(devnos...))
 	a := g.waitApplied(2 * time.Minute)
-	if a.exit != 0 || a.configured != 12 {
+	if a.Exit != 0 || a.Configured != 12 {
 		t.Errorf("apply at boot: %+v", a)
 	}
 	r := g.report()
@@ -217,5 +219,5 @@ func TestTwelveNICs(t *testing.T) {
 	}
 	wantMACs(t, g.report(), want)
 	t.Logf("12 NICs: dpm-netconf apply exec-to-exit %.1f ms (setting 12 MACs; at boot, with module loading: %s); loop of u-root ip link set over %s NICs: %s ms",
-		ms, a.took, m[1], m[2])
+		ms, a.Took, m[1], m[2])
 }

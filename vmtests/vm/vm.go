@@ -1,0 +1,255 @@
+// Package vm boots the s390x test guest — Debian's kernel under
+// qemu-system-s390x with the u-root image whose uinit is dpm-netconf, plus
+// the dpmprobe helper — and talks to it over its console. The VM tests and
+// `make demo` share it.
+package vm
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	expect "github.com/Netflix/go-expect"
+	"github.com/hugelgupf/vmtest/qemu"
+	"github.com/u-root/mkuimage/cpio"
+)
+
+// S390x is the guest architecture; vmtest has none, but its arch list is an
+// exported slice.
+const S390x = qemu.Arch("s390x")
+
+func init() { qemu.SupportedArches = append(qemu.SupportedArches, S390x) }
+
+// QEMU is the machine every guest gets.
+const QEMU = "qemu-system-s390x -M s390-ccw-virtio -cpu max -m 1024 -no-reboot"
+
+// ErrNotReady means the kernel, the image or QEMU is missing: the caller
+// decides whether that skips or fails.
+type ErrNotReady struct{ Why string }
+
+func (e ErrNotReady) Error() string { return e.Why }
+
+// Env is what every boot needs.
+type Env struct {
+	KernelDir string // an unpacked kernel package: vmlinuz, release, root/
+	Release   string
+	Initramfs string // the user's image with dpmprobe appended
+	tmp       string
+}
+
+// Prepare checks for QEMU, the kernel (make kernel) and the image (make
+// uimage), builds dpmprobe for s390x (from probeDir, a package path
+// directory) and appends it to the image as a second cpio archive (the
+// kernel unpacks concatenated archives in order).
+func Prepare(kernelDir, image, probeDir string) (*Env, error) {
+	if _, err := exec.LookPath("qemu-system-s390x"); err != nil {
+		return nil, ErrNotReady{"qemu-system-s390x is not installed (apt-get install qemu-system-misc, or make vmtest)"}
+	}
+	rel, err := os.ReadFile(filepath.Join(kernelDir, "release"))
+	if err != nil {
+		return nil, ErrNotReady{fmt.Sprintf("no s390x kernel in %s (make kernel, or make vmtest)", kernelDir)}
+	}
+	base, err := os.ReadFile(image)
+	if err != nil {
+		return nil, ErrNotReady{fmt.Sprintf("no u-root image %s (make uimage, or make vmtest)", image)}
+	}
+	e := &Env{KernelDir: kernelDir, Release: strings.TrimSpace(string(rel))}
+	if e.tmp, err = os.MkdirTemp("", "dpm-vm-"); err != nil {
+		return nil, err
+	}
+	probe := filepath.Join(e.tmp, "dpmprobe")
+	build := exec.Command("go", "build", "-trimpath", "-o", probe, ".")
+	build.Dir = probeDir
+	build.Env = append(os.Environ(), "GOARCH=s390x", "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build dpmprobe: %v\n%s", err, out)
+	}
+	overlay, err := cpioWith(map[string]string{"bin/dpmprobe": probe})
+	if err != nil {
+		return nil, err
+	}
+	e.Initramfs = filepath.Join(e.tmp, "initramfs.cpio")
+	return e, os.WriteFile(e.Initramfs, append(base, overlay...), 0o644)
+}
+
+// Close removes the prepared files.
+func (e *Env) Close() { os.RemoveAll(e.tmp) }
+
+// cpioWith makes a newc archive holding files (archive path: host path).
+func cpioWith(files map[string]string) ([]byte, error) {
+	var buf bytes.Buffer
+	w := cpio.Newc.Writer(&buf)
+	var recs []cpio.Record
+	for dst, src := range files {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, cpio.StaticFile(dst, string(b), 0o755))
+	}
+	if err := cpio.WriteRecordsAndDirs(w, recs); err != nil {
+		return nil, err
+	}
+	if err := cpio.WriteTrailer(w); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// NIC is a virtio-net-ccw NIC QEMU gives the guest.
+type NIC struct {
+	Devno string // 4 hex digits
+	MAC   string
+}
+
+// VirtioNICs gives each devno a predictable QEMU MAC, 52:54:00:00:<devno>.
+func VirtioNICs(devnos ...string) []NIC {
+	var n []NIC
+	for _, d := range devnos {
+		v, _ := strconv.ParseUint(d, 16, 16)
+		n = append(n, NIC{Devno: d, MAC: fmt.Sprintf("52:54:00:00:%02x:%02x", v>>8, v&0xff)})
+	}
+	return n
+}
+
+// NICArgs are QEMU's arguments for the NICs.
+func NICArgs(nics []NIC) []string {
+	var a []string
+	for i, n := range nics {
+		dev := fmt.Sprintf("virtio-net-ccw,netdev=n%d,devno=fe.0.%s", i, n.Devno)
+		if n.MAC != "" {
+			dev += ",mac=" + n.MAC
+		}
+		a = append(a, "-netdev", fmt.Sprintf("user,id=n%d", i), "-device", dev)
+	}
+	return a
+}
+
+// Guest is a booted VM with its console.
+type Guest struct {
+	VM      *qemu.VM
+	Started time.Time
+}
+
+// Boot starts the guest: its init runs "dpm-netconf apply" (plus
+// uroot.uinitargs from kernelArgs), then a shell. fns add QEMU options, e.g.
+// where the console goes.
+func (e *Env) Boot(kernelArgs string, nics []NIC, fns ...qemu.Fn) (*Guest, error) {
+	g := &Guest{Started: time.Now()}
+	var err error
+	g.VM, err = qemu.Start(S390x, append([]qemu.Fn{
+		qemu.WithQEMUCommand(QEMU),
+		qemu.WithKernel(filepath.Join(e.KernelDir, "vmlinuz")),
+		qemu.WithInitramfs(e.Initramfs),
+		qemu.WithAppendKernel(kernelArgs),
+		qemu.ArbitraryArgs(NICArgs(nics)...),
+		qemu.WithVMTimeout(4 * time.Minute),
+	}, fns...)...)
+	return g, err
+}
+
+// Close stops the guest and drains its console.
+func (g *Guest) Close() {
+	_ = g.VM.Kill()
+	_ = g.VM.Wait() // an error here is the kill
+}
+
+// Expect waits for a regular expression on the console; it returns the
+// submatches and everything read up to the match.
+func (g *Guest) Expect(timeout time.Duration, re string) ([]string, string, error) {
+	rx := regexp.MustCompile(re)
+	out, err := g.VM.Console.Expect(expect.Regexp(rx), expect.WithTimeout(timeout))
+	if err != nil {
+		return nil, out, fmt.Errorf("waiting %v for %q on the console: %w", timeout, re, err)
+	}
+	return rx.FindStringSubmatch(out), out, nil
+}
+
+// Prompt waits for the shell u-root's init starts after the uinit.
+func (g *Guest) Prompt() error {
+	_, _, err := g.Expect(30*time.Second, `(?m)^\$ `)
+	return err
+}
+
+// Send types a line on the console.
+func (g *Guest) Send(line string) error {
+	_, err := g.VM.Console.SendLine(line)
+	return err
+}
+
+// Applied is the closing line of a dpm-netconf apply on the console.
+type Applied struct {
+	Exit, Configured, Total, Invalid int
+	Took                             string        // dpm-netconf's own exec-to-exit time
+	BootToDone                       time.Duration // QEMU start to that line
+	Console                          string        // the console up to it
+}
+
+// WaitApplied waits for the boot's dpm-netconf to finish, then for the shell.
+func (g *Guest) WaitApplied(timeout time.Duration) (Applied, error) {
+	m, out, err := g.Expect(timeout, `dpm-netconf: apply done in (\S+): (\d+) of (\d+) NICs configured, (\d+) invalid entries; exit status (\d+)`)
+	if err != nil {
+		return Applied{Console: out}, err
+	}
+	a := Applied{Took: m[1], BootToDone: time.Since(g.Started), Console: out}
+	a.Configured, _ = strconv.Atoi(m[2])
+	a.Total, _ = strconv.Atoi(m[3])
+	a.Invalid, _ = strconv.Atoi(m[4])
+	a.Exit, _ = strconv.Atoi(m[5])
+	return a, g.Prompt()
+}
+
+// Report is dpmprobe's view of the guest: sysfs and netlink read directly.
+type Report struct {
+	CCW  []string `json:"ccw"`
+	NICs []struct {
+		BusID      string `json:"bus_id"`
+		Kind       string `json:"kind"`
+		Online     string `json:"online"`
+		Interface  string `json:"interface"`
+		Index      int    `json:"index"`
+		SysfsMAC   string `json:"sysfs_mac"`
+		NetlinkMAC string `json:"netlink_mac"`
+		DevPath    string `json:"devpath"`
+	} `json:"nics"`
+	Modules   []string `json:"modules"`
+	CIOIgnore []string `json:"cio_ignore"`
+}
+
+// Report asks the guest's probe for its readings.
+func (g *Guest) Report() (Report, error) {
+	var r Report
+	if err := g.Send("dpmprobe report"); err != nil {
+		return r, err
+	}
+	m, _, err := g.Expect(30*time.Second, `DPMPROBE (\{.*\})\r*\n`)
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal([]byte(m[1]), &r); err != nil {
+		return r, fmt.Errorf("probe report %q: %w", m[1], err)
+	}
+	return r, g.Prompt()
+}
+
+// Run runs a command in the guest through the probe and returns its
+// output, exit status and exec-to-exit time in ms.
+func (g *Guest) Run(timeout time.Duration, cmd string) (string, int, float64, error) {
+	if err := g.Send("dpmprobe run " + cmd); err != nil {
+		return "", 0, 0, err
+	}
+	m, out, err := g.Expect(timeout, `DPMRUN exit=(-?\d+) ms=([0-9.]+)\r*\n`)
+	if err != nil {
+		return out, 0, 0, err
+	}
+	code, _ := strconv.Atoi(m[1])
+	ms, _ := strconv.ParseFloat(m[2], 64)
+	return out, code, ms, g.Prompt()
+}
