@@ -16,10 +16,9 @@ import (
 // The environment every VM test needs, prepared once: the kernel that
 // `make kernel` unpacked and the user's image (`make uimage`) with the probe.
 var (
-	once    sync.Once
-	env     *vm.Env
-	envErr  error
-	release string
+	once   sync.Once
+	env    *vm.Env
+	envErr error
 )
 
 func requireVM(t *testing.T) *vm.Env {
