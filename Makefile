@@ -66,7 +66,7 @@ vmtest: deps kernel uimage
 	rm -rf $(CACHE)/tmp && mkdir -p $(CACHE)/tmp
 	@echo "vmtest: guest consoles go to $(CACHE)/vmtest.log"
 	cd vmtests && TMPDIR=$(CACHE)/tmp DPM_KERNEL_DIR=$(KERNEL) DPM_UIMAGE=$(UIMAGE) \
-		$(GO) test -count=1 -v -timeout 30m $(VMTEST_ARGS) . 2>&1 | tee $(CACHE)/vmtest.log | grep -v 'devices.go:[0-9]*: Test' ; \
+		$(GO) test -count=1 -v -timeout 30m $(VMTEST_ARGS) . 2>&1 | tee $(CACHE)/vmtest.log | grep -v 'devices.go:[0-9]*: ' ; \
 		st=$${PIPESTATUS[0]}; rm -rf $(CACHE)/tmp; exit $$st
 
 fuzz:
