@@ -13,7 +13,14 @@ GO_SOURCES := $(shell git ls-files '*.go' 2>/dev/null | grep -v '^vmtests/') go.
 UNIT_PKGS = $$($(GO) list ./... | grep -v /vmtests)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest demo deps
+# make install: where things go (DESTDIR for an image's root).
+PREFIX ?= /usr
+DESTDIR ?=
+BINDIR = $(PREFIX)/bin
+INSTALL_ARCH ?= $(shell $(GO) env GOARCH)
+SUBST = sed 's|@BINDIR@|$(BINDIR)|g'
+
+.PHONY: install help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest demo deps
 
 help:
 	@echo "make build       static binaries bin/dpm-netconf-{amd64,s390x}"
@@ -26,6 +33,7 @@ help:
 	@echo "make kernel      fetch Debian's current s390x kernel into $(CACHE)/kernel"
 	@echo "make uimage      the s390x u-root image with dpm-netconf as uinit (KERNEL=dir of an unpacked kernel)"
 	@echo "make vmtest      boot the image under qemu-system-s390x: the VM test scenarios"
+	@echo "make install     binary, compatibility names, dracut module, systemd unit, udev rule (DESTDIR= PREFIX=/usr INSTALL_ARCH=s390x)"
 	@echo "make demo        install what is missing, fetch the kernel, build the image, boot a guest with 3 NICs"
 
 build: bin/dpm-netconf-amd64 bin/dpm-netconf-s390x
@@ -35,6 +43,21 @@ bin/dpm-netconf-%: FORCE
 	@ls -l $@ | awk '{printf "%s: %.2f MiB\n", $$NF, $$5/1048576}'
 
 FORCE:
+
+install: bin/dpm-netconf-$(INSTALL_ARCH)
+	install -D -m 0755 $< $(DESTDIR)$(BINDIR)/dpm-netconf
+	ln -sf dpm-netconf $(DESTDIR)$(BINDIR)/autoconfigure_networking.sh
+	ln -sf dpm-netconf $(DESTDIR)$(BINDIR)/setmac.sh
+	install -d $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/95dpm-netconf
+	$(SUBST) dracut/95dpm-netconf/module-setup.sh > $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/95dpm-netconf/module-setup.sh
+	install -m 0755 dracut/95dpm-netconf/dpm-netconf-hook.sh $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/95dpm-netconf/
+	chmod 0755 $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/95dpm-netconf/module-setup.sh
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system/sysinit.target.wants $(DESTDIR)$(PREFIX)/lib/udev/rules.d
+	$(SUBST) dist/dpm-netconf.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/dpm-netconf.service
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/dpm-netconf.service
+	ln -sf ../dpm-netconf.service $(DESTDIR)$(PREFIX)/lib/systemd/system/sysinit.target.wants/dpm-netconf.service
+	$(SUBST) dist/80-dpm-netconf.rules > $(DESTDIR)$(PREFIX)/lib/udev/rules.d/80-dpm-netconf.rules
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/udev/rules.d/80-dpm-netconf.rules
 
 test: lint unit test-s390x fuzz vmtest
 

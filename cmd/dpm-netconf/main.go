@@ -143,6 +143,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return status(list, o, stdout)
 	}
 
+	if cmdline.TurnedOff(text) {
+		log.Infof("%s: turned off by %s=0 on the kernel command line: nothing done", cmd, cmdline.Off)
+		return exitOK
+	}
 	for _, e := range list.Errors {
 		log.Errorf("%s (entry not applied)", e.Error())
 	}

@@ -128,6 +128,20 @@ func TestApplyRefusesForeignTree(t *testing.T) {
 	}
 }
 
+func TestTurnedOff(t *testing.T) {
+	root := newTree(t, "dpm_netconf=0 0001,0,0a0000000011;0100,0;")
+	for _, args := range [][]string{{"dpm-netconf", "apply"}, {"setmac.sh", "0001"}} {
+		r := runWith(t, "", append(args, "--root", root, "--timeout", "200ms")...)
+		if r.code != 0 || !strings.Contains(r.stderr, "turned off by dpm_netconf=0 on the kernel command line: nothing done") {
+			t.Errorf("%v = %+v", args, r)
+		}
+	}
+	// plan and status still read the list.
+	if r := runWith(t, "", "dpm-netconf", "plan", "--root", root); !strings.Contains(r.stdout, "0.0.0001") {
+		t.Errorf("plan = %+v", r)
+	}
+}
+
 func TestApplyNothingListed(t *testing.T) {
 	root := newTree(t, "root=/dev/vda ro")
 	if r := runWith(t, "", "dpm-netconf", "--root", root); r.code != 0 {

@@ -108,6 +108,26 @@ func isSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
 }
 
+// Off is the kernel parameter that turns dpm-netconf off everywhere
+// (dracut hook, systemd unit, udev rule): dpm_netconf=0 (or no, off, false).
+const Off = "dpm_netconf"
+
+// TurnedOff reports whether the command line turns dpm-netconf off.
+func TurnedOff(cmdline string) bool {
+	off := false
+	for _, p := range Split(cmdline) {
+		if v, ok := strings.CutPrefix(p.Text, Off+"="); ok {
+			switch strings.ToLower(v) {
+			case "0", "no", "off", "false":
+				off = true
+			default:
+				off = false // the last one counts, as for other kernel parameters
+			}
+		}
+	}
+	return off
+}
+
 // IsNICList reports whether a parameter is a nova-dpm NIC list: it starts
 // with 4 hex digits and a comma.
 func IsNICList(param string) bool {

@@ -116,6 +116,24 @@ func TestBusID(t *testing.T) {
 	}
 }
 
+func TestTurnedOff(t *testing.T) {
+	for s, want := range map[string]bool{
+		"0001,0;":                              false,
+		"dpm_netconf=0 0001,0;":                true,
+		"dpm_netconf=off":                      true,
+		"dpm_netconf=NO":                       true,
+		"dpm_netconf=1":                        false,
+		"dpm_netconf=0 dpm_netconf=1":          false,
+		"rd.dpm_netconf=0":                     false, // only the initramfs hook reads that one
+		`"dpm_netconf=0"`:                      true,
+		"xdpm_netconf=0 dpm_netconf.timeout=0": false,
+	} {
+		if got := TurnedOff(s); got != want {
+			t.Errorf("TurnedOff(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
 func TestIsNICList(t *testing.T) {
 	for s, want := range map[string]bool{
 		"0001,": true, "abcd,1": true, "0001": false, "0001;": false, "00g1,1": false, "=0001,1": false, "": false,
