@@ -20,7 +20,7 @@ BINDIR = $(PREFIX)/bin
 INSTALL_ARCH ?= $(shell $(GO) env GOARCH)
 SUBST = sed 's|@BINDIR@|$(BINDIR)|g'
 
-.PHONY: install help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest demo deps
+.PHONY: vmtest-osa install help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest demo deps
 
 help:
 	@echo "make build       static binaries bin/dpm-netconf-{amd64,s390x}"
@@ -34,6 +34,7 @@ help:
 	@echo "make uimage      the s390x u-root image with dpm-netconf as uinit (KERNEL=dir of an unpacked kernel)"
 	@echo "make vmtest      boot the image under qemu-system-s390x: the VM test scenarios"
 	@echo "make install     binary, compatibility names, dracut module, systemd unit, udev rule (DESTDIR= PREFIX=/usr INSTALL_ARCH=s390x)"
+	@echo "make vmtest-osa  the OSA scenarios under SDL Hyperion (hercules 4.x on PATH or DPM_HERCULES)"
 	@echo "make demo        install what is missing, fetch the kernel, build the image, boot a guest with 3 NICs"
 
 build: bin/dpm-netconf-amd64 bin/dpm-netconf-s390x
@@ -83,6 +84,11 @@ $(UIMAGE): $(GO_SOURCES) uroot/build.sh $(KERNEL)/release
 
 $(KERNEL)/release:
 	@vmtests/fetch-kernel.sh $(CACHE) >/dev/null
+
+# The emulated-OSA scenarios only (they are part of vmtest too, and skip
+# there without Hyperion).
+vmtest-osa:
+	$(MAKE) vmtest VMTEST_ARGS='-run TestOSA'
 
 # vmtest keeps QEMU's and vmtest's temporary files in a folder it cleans.
 vmtest: deps kernel uimage

@@ -6,7 +6,9 @@ package vm
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -42,6 +44,8 @@ type Env struct {
 	Release   string
 	Initramfs string // the user's image with dpmprobe appended
 	tmp       string
+	base      []byte // the user's image
+	probe     string // dpmprobe built for s390x
 }
 
 // Prepare checks for QEMU, the kernel (make kernel) and the image (make
@@ -60,38 +64,52 @@ func Prepare(kernelDir, image, probeDir string) (*Env, error) {
 	if err != nil {
 		return nil, ErrNotReady{fmt.Sprintf("no u-root image %s (make uimage, or make vmtest)", image)}
 	}
-	e := &Env{KernelDir: kernelDir, Release: strings.TrimSpace(string(rel))}
+	e := &Env{KernelDir: kernelDir, Release: strings.TrimSpace(string(rel)), base: base}
 	if e.tmp, err = os.MkdirTemp("", "dpm-vm-"); err != nil {
 		return nil, err
 	}
-	probe := filepath.Join(e.tmp, "dpmprobe")
-	build := exec.Command("go", "build", "-trimpath", "-o", probe, ".")
+	e.probe = filepath.Join(e.tmp, "dpmprobe")
+	build := exec.Command("go", "build", "-trimpath", "-o", e.probe, ".")
 	build.Dir = probeDir
 	build.Env = append(os.Environ(), "GOARCH=s390x", "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build dpmprobe: %v\n%s", err, out)
 	}
-	overlay, err := cpioWith(map[string]string{"bin/dpmprobe": probe})
+	e.Initramfs, err = e.InitramfsWith("initramfs.cpio", nil)
+	return e, err
+}
+
+// Probe returns dpmprobe built for s390x.
+func (e *Env) Probe() ([]byte, error) { return os.ReadFile(e.probe) }
+
+// InitramfsWith writes the user's image plus dpmprobe (as /bin/dpmprobe)
+// and files (archive path: contents) to a new file in the Env's folder.
+func (e *Env) InitramfsWith(name string, files map[string][]byte) (string, error) {
+	probe, err := os.ReadFile(e.probe)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	e.Initramfs = filepath.Join(e.tmp, "initramfs.cpio")
-	return e, os.WriteFile(e.Initramfs, append(base, overlay...), 0o644)
+	all := map[string][]byte{"bin/dpmprobe": probe}
+	for k, v := range files {
+		all[k] = v
+	}
+	overlay, err := cpioWith(all)
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(e.tmp, name)
+	return p, os.WriteFile(p, append(append([]byte(nil), e.base...), overlay...), 0o644)
 }
 
 // Close removes the prepared files.
 func (e *Env) Close() { os.RemoveAll(e.tmp) }
 
-// cpioWith makes a newc archive holding files (archive path: host path).
-func cpioWith(files map[string]string) ([]byte, error) {
+// cpioWith makes a newc archive holding files (archive path: contents).
+func cpioWith(files map[string][]byte) ([]byte, error) {
 	var buf bytes.Buffer
 	w := cpio.Newc.Writer(&buf)
 	var recs []cpio.Record
-	for dst, src := range files {
-		b, err := os.ReadFile(src)
-		if err != nil {
-			return nil, err
-		}
+	for dst, b := range files {
 		recs = append(recs, cpio.StaticFile(dst, string(b), 0o755))
 	}
 	if err := cpio.WriteRecordsAndDirs(w, recs); err != nil {
@@ -218,9 +236,19 @@ type Report struct {
 		SysfsMAC   string `json:"sysfs_mac"`
 		NetlinkMAC string `json:"netlink_mac"`
 		DevPath    string `json:"devpath"`
+		Layer2     string `json:"layer2"`
+		Port       string `json:"port"`
+		State      string `json:"state"`
 	} `json:"nics"`
 	Modules   []string `json:"modules"`
 	CIOIgnore []string `json:"cio_ignore"`
+	Groups    []struct {
+		BusID  string `json:"bus_id"`
+		Online string `json:"online"`
+		Layer2 string `json:"layer2"`
+		Port   string `json:"port"`
+		State  string `json:"state"`
+	} `json:"groups"`
 }
 
 // Report asks the guest's probe for its readings.
@@ -229,14 +257,39 @@ func (g *Guest) Report() (Report, error) {
 	if err := g.Send("dpmprobe report"); err != nil {
 		return r, err
 	}
-	m, _, err := g.Expect(30*time.Second, `DPMPROBE (\{.*\})\r*\n`)
+	_, out, err := g.Expect(30*time.Second, `DPMPROBE64 \.\r*\n`)
 	if err != nil {
 		return r, err
 	}
-	if err := json.Unmarshal([]byte(m[1]), &r); err != nil {
-		return r, fmt.Errorf("probe report %q: %w", m[1], err)
+	if r, err = ParseReport(out); err != nil {
+		return r, err
 	}
 	return r, g.Prompt()
+}
+
+// ParseReport decodes the last complete probe report in a console's text.
+func ParseReport(text string) (Report, error) {
+	var r Report
+	var chunks []string
+	var last string
+	for _, m := range regexp.MustCompile(`DPMPROBE64 (\S+)`).FindAllStringSubmatch(text, -1) {
+		if m[1] == "." {
+			last, chunks = strings.Join(chunks, ""), nil
+			continue
+		}
+		chunks = append(chunks, m[1])
+	}
+	if last == "" {
+		return r, errors.New("no complete DPMPROBE64 report")
+	}
+	b, err := base64.StdEncoding.DecodeString(last)
+	if err != nil {
+		return r, fmt.Errorf("probe report: %w", err)
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("probe report %s: %w", b, err)
+	}
+	return r, nil
 }
 
 // Run runs a command in the guest through the probe and returns its

@@ -3,13 +3,22 @@
 // independently of dpm-netconf's code — and times commands, so the host-side
 // VM tests assert on the guest's own state, not on dpm-netconf's summary.
 //
-//	dpmprobe report            one line: DPMPROBE {json}
+//	dpmprobe report            JSON, base64 in lines: DPMPROBE64 <chunk>,
+//	                           ending with DPMPROBE64 .
 //	dpmprobe run CMD ARGS...   runs CMD, then: DPMRUN exit=N ms=T
 //	dpmprobe iploop IF=MAC...  u-root's ip link set dev IF address MAC for
 //	                           each, one after the other: DPMIPLOOP n=N ms=T
+//	dpmprobe script FILE       runs FILE's lines (run ..., report,
+//	                           write PATH VALUE, sleep DURATION), prints
+//	                           DPMPROBE-END and powers the guest off
+//
+// Installed as /bbin/uinit it runs /etc/dpmprobe.script at boot: guests
+// whose console takes no input (Hercules' SCLP line mode) run their
+// scenario this way.
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +30,7 @@ import (
 	"time"
 
 	"github.com/jsimonetti/rtnetlink/v2"
+	"golang.org/x/sys/unix"
 )
 
 // NIC is one network interface of a CCW device.
@@ -34,6 +44,7 @@ type NIC struct {
 	NetlinkMAC string `json:"netlink_mac"`
 	Layer2     string `json:"layer2,omitempty"`
 	Port       string `json:"port,omitempty"`
+	State      string `json:"state,omitempty"`
 	DevPath    string `json:"devpath"` // as udev's %p: /devices/.../net/<if>
 }
 
@@ -43,25 +54,60 @@ type Report struct {
 	NICs      []NIC    `json:"nics"`       // with an interface
 	Modules   []string `json:"modules"`    // /proc/modules
 	CIOIgnore []string `json:"cio_ignore"` // still ignored
+	Groups    []Group  `json:"groups"`     // ccwgroup (qeth) devices
+}
+
+// Group is a ccwgroup device, with or without an interface.
+type Group struct {
+	BusID  string `json:"bus_id"`
+	Online string `json:"online"`
+	Layer2 string `json:"layer2"`
+	Port   string `json:"port"`
+	State  string `json:"state"`
 }
 
 func main() {
+	if filepath.Base(os.Args[0]) == "uinit" {
+		script("/etc/dpmprobe.script")
+		return
+	}
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: dpmprobe report | run CMD... | iploop IF=MAC...")
 		os.Exit(2)
 	}
-	switch os.Args[1] {
+	os.Exit(do(os.Args[1:]))
+}
+
+// do runs one command and returns its exit status.
+func do(args []string) int {
+	switch args[0] {
+	case "script":
+		script(args[1])
+	case "write":
+		err := os.WriteFile(args[1], []byte(args[2]), 0)
+		fmt.Printf("DPMWRITE %s %q: %v\n", args[1], args[2], err)
+	case "sleep":
+		d, _ := time.ParseDuration(args[1])
+		time.Sleep(d)
 	case "report":
 		r, err := report()
 		if err != nil {
 			fmt.Printf("DPMPROBE-ERROR %v\n", err)
-			os.Exit(1)
+			return 1
 		}
+		// Base64 in short lines: Hercules' SCLP line-mode console turns
+		// brackets into other characters and wraps long lines.
 		b, _ := json.Marshal(r)
-		fmt.Printf("DPMPROBE %s\n", b)
+		enc := base64.StdEncoding.EncodeToString(b)
+		for len(enc) > 0 {
+			n := min(len(enc), 64)
+			fmt.Printf("DPMPROBE64 %s\n", enc[:n])
+			enc = enc[n:]
+		}
+		fmt.Println("DPMPROBE64 .")
 	case "run":
 		start := time.Now()
-		cmd := exec.Command(os.Args[2], os.Args[3:]...)
+		cmd := exec.Command(args[1], args[2:]...)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		err := cmd.Run()
 		ms := float64(time.Since(start).Microseconds()) / 1000
@@ -78,21 +124,42 @@ func main() {
 		ip, err := exec.LookPath("ip")
 		if err != nil {
 			fmt.Println("DPMIPLOOP-ERROR", err)
-			os.Exit(1)
+			return 1
 		}
 		start := time.Now()
-		for _, a := range os.Args[2:] {
+		for _, a := range args[1:] {
 			ifname, mac, _ := strings.Cut(a, "=")
 			if out, err := exec.Command(ip, "link", "set", "dev", ifname, "address", mac).CombinedOutput(); err != nil {
 				fmt.Printf("DPMIPLOOP-ERROR %s: %v: %s\n", ifname, err, out)
-				os.Exit(1)
+				return 1
 			}
 		}
-		fmt.Printf("DPMIPLOOP n=%d ms=%.1f\n", len(os.Args)-2, float64(time.Since(start).Microseconds())/1000)
+		fmt.Printf("DPMIPLOOP n=%d ms=%.1f\n", len(args)-1, float64(time.Since(start).Microseconds())/1000)
 	default:
-		fmt.Fprintf(os.Stderr, "dpmprobe: unknown command %q\n", os.Args[1])
-		os.Exit(2)
+		fmt.Fprintf(os.Stderr, "dpmprobe: unknown command %q\n", args[0])
+		return 2
 	}
+	return 0
+}
+
+// script runs a scenario file line by line, then powers off.
+func script(file string) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		fmt.Printf("DPMPROBE-ERROR %v\n", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && !strings.HasPrefix(f[0], "#") {
+			fmt.Printf("DPMSTEP %s\n", line)
+			do(f)
+		}
+	}
+	fmt.Println("DPMPROBE-END")
+	// Let the console drain: SCLP goes inactive at power-off and drops
+	// what it still holds.
+	time.Sleep(3 * time.Second)
+	unix.Sync()
+	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 }
 
 func read(p string) string {
@@ -101,7 +168,7 @@ func read(p string) string {
 }
 
 func report() (Report, error) {
-	r := Report{CCW: []string{}, NICs: []NIC{}, Modules: []string{}, CIOIgnore: []string{}}
+	r := Report{CCW: []string{}, NICs: []NIC{}, Modules: []string{}, CIOIgnore: []string{}, Groups: []Group{}}
 	c, err := rtnetlink.Dial(nil)
 	if err != nil {
 		return r, err
@@ -129,10 +196,12 @@ func report() (Report, error) {
 	groups, _ := os.ReadDir("/sys/bus/ccwgroup/devices")
 	for _, g := range groups {
 		dev := "/sys/bus/ccwgroup/devices/" + g.Name()
+		r.Groups = append(r.Groups, Group{BusID: g.Name(), Online: read(dev + "/online"), Layer2: read(dev + "/layer2"),
+			Port: read(dev + "/portno"), State: read(dev + "/state")})
 		nets, _ := filepath.Glob(dev + "/net/*")
 		for _, n := range nets {
 			x := nic(g.Name(), "qeth", read(dev+"/online"), n, macByIndex)
-			x.Layer2, x.Port = read(dev+"/layer2"), read(dev+"/portno")
+			x.Layer2, x.Port, x.State = read(dev+"/layer2"), read(dev+"/portno"), read(dev+"/state")
 			r.NICs = append(r.NICs, x)
 		}
 	}

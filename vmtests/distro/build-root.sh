@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Builds (or finds cached) a minimal Debian 12 s390x root with systemd, udev,
+# dracut and cloud-init, through qemu-user binfmt, from Debian's archive
+# with mmdebstrap. The tarball is cached under CACHE_DIR/distro, keyed on
+# packages.txt and this script. Prints the tarball's path last.
+#   usage: build-root.sh CACHE_DIR
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cache=$(realpath -m "${1:?usage: build-root.sh CACHE_DIR}")/distro
+mkdir -p "$cache"
+pkgs=$(grep -v '^#' "$here/packages.txt" | xargs | tr ' ' ,)
+key=$(cat "$here/packages.txt" "$0" | sha256sum | cut -c1-12)
+tar="$cache/debian12-s390x-$key.tar"
+if [ -s "$tar" ]; then
+  echo "root: cached $tar" >&2
+  echo "$tar"
+  exit 0
+fi
+
+missing=()
+command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+command -v qemu-s390x-static >/dev/null || missing+=(qemu-user-static)
+command -v update-binfmts >/dev/null || missing+=(binfmt-support)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "root: installing ${missing[*]}" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+fi
+# Careful: with binfmt registered, an s390x binary run by mistake really runs.
+mount | grep -q binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+update-binfmts --enable qemu-s390x 2>/dev/null || true
+[ -e /proc/sys/fs/binfmt_misc/qemu-s390x ] || { echo "root: qemu-s390x binfmt not registered" >&2; exit 1; }
+
+mirror=$(sed -n 's/^URIs: \(http[^ ]*debian\/\?\)$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
+mirror=${mirror:-http://deb.debian.org/debian}
+echo "root: building Debian 12 s390x ($pkgs) from $mirror; this takes a while under emulation" >&2
+start=$(date +%s)
+mmdebstrap --mode=root --arch=s390x --variant=minbase --include="$pkgs" \
+  --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+  --dpkgopt='path-exclude=/usr/share/locale/*' \
+  bookworm "$tar.tmp" "$mirror" >&2
+mv "$tar.tmp" "$tar"
+echo "root: built $tar in $(( $(date +%s) - start ))s ($(du -h "$tar" | cut -f1))" >&2
+echo "$tar"

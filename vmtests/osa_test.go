@@ -1,0 +1,309 @@
+package vmtests
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dpm-guest-image-tools/dpm-netconf/vmtests/vm"
+)
+
+// The OSA tests boot Debian's s390x kernel under SDL Hyperion (Hercules
+// 4.x), whose QETH device the real qeth driver drives: group, layer2,
+// portno, online and MAC registration with the (emulated) adapter. QEMU
+// has no OSA. Hyperion is not in Debian's archive, so CI cannot have it:
+// without it these tests skip and say why — the one exception to running
+// everything in CI. `make vmtest-osa` runs them.
+
+// osaBoot is one Hercules boot running a scenario script in the guest.
+type osaBoot struct {
+	kernelArgs string
+	qeths      []vm.QETH
+	script     string            // dpmprobe script, run as the guest's uinit
+	files      map[string]string // more files for the initramfs
+	modules    []string          // more module files (paths below lib/modules/<release>/)
+}
+
+func requireHercules(t *testing.T) (*vm.Env, string) {
+	t.Helper()
+	e := requireVM(t)
+	h, version, err := vm.FindHercules()
+	if err != nil {
+		t.Skipf("skipped (Hyperion cannot be installed from Debian's archive, also not in CI): %v", err)
+	}
+	t.Logf("emulator: %s, Hercules %s", h, version)
+	return e, h
+}
+
+// run boots and returns the output of each script step, in order.
+func (b osaBoot) run(t *testing.T) []string {
+	t.Helper()
+	e, h := requireHercules(t)
+	files := map[string][]byte{"etc/dpmprobe.script": []byte(b.script)}
+	for k, v := range b.files {
+		files[k] = []byte(v)
+	}
+	for _, m := range b.modules {
+		data, err := os.ReadFile(filepath.Join(e.KernelDir, "root/lib/modules", e.Release, m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[filepath.Join("lib/modules", e.Release, m)] = data
+	}
+	// dpmprobe as /bbin/uinit: u-root's init runs it before /bin/uinit.
+	initrd, err := e.InitramfsWith(strings.ReplaceAll(t.Name(), "/", "_")+".cpio", withUinit(t, e, files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(os.TempDir(), strings.ReplaceAll(t.Name(), "/", "_")+".console")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	// printk.devkmsg=on: dpm-netconf's kmsg lines are not rate-limited.
+	res, err := e.Hercules(ctx, h, initrd, "printk.devkmsg=on "+b.kernelArgs, b.qeths, logf)
+	if err != nil {
+		t.Fatalf("%v (console in %s):\n%s", err, logPath, tail(res.Console, 40))
+	}
+	t.Logf("Hercules boot to scenario end: %v (console in %s)", res.Took.Round(100*time.Millisecond), logPath)
+	return vm.Steps(res.Console)
+}
+
+func withUinit(t *testing.T, e *vm.Env, files map[string][]byte) map[string][]byte {
+	t.Helper()
+	probe, err := e.Probe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files["bbin/uinit"] = probe
+	return files
+}
+
+func tail(s string, n int) string {
+	l := strings.Split(s, "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
+func stepRun(t *testing.T, step string) (int, float64) {
+	t.Helper()
+	code, ms, err := vm.ParseRun(step)
+	if err != nil {
+		t.Fatalf("%v in step:\n%s", err, step)
+	}
+	return code, ms
+}
+
+func stepReport(t *testing.T, step string) vm.Report {
+	t.Helper()
+	r, err := vm.ParseReport(step)
+	if err != nil {
+		t.Fatalf("%v in step:\n%s", err, step)
+	}
+	return r
+}
+
+// wantOSA checks a qeth NIC as the real driver reports it.
+func wantOSA(t *testing.T, r vm.Report, busID, mac string) {
+	t.Helper()
+	for _, n := range r.NICs {
+		if n.BusID != busID {
+			continue
+		}
+		if n.Kind != "qeth" || n.Online != "1" || n.Layer2 != "1" || n.Port != "0" || (n.State != "SOFTSETUP" && n.State != "UP") {
+			t.Errorf("%s: %+v, want qeth online layer2=1 port 0 in SOFTSETUP or UP", busID, n)
+		}
+		if n.SysfsMAC != mac || n.NetlinkMAC != mac {
+			t.Errorf("%s: MAC sysfs %s netlink %s, want %s", busID, n.SysfsMAC, n.NetlinkMAC, mac)
+		}
+		return
+	}
+	t.Errorf("%s has no interface: %+v", busID, r)
+}
+
+var threeOSA = []vm.QETH{{Devno: "0600", CHPID: "00"}, {Devno: "0700", CHPID: "01"}, {Devno: "0800", CHPID: "02"}}
+
+const threeOSAList = "0600,0,0a0000000600;0700,0,0a0000000700;0800,0,0a0000000800;"
+
+// Fresh devices, then apply again (idempotent).
+func TestOSAFresh(t *testing.T) {
+	steps := osaBoot{
+		kernelArgs: threeOSAList,
+		qeths:      threeOSA,
+		script:     "run dpm-netconf apply\nreport\nrun dpm-netconf apply\nreport\n",
+	}.run(t)
+	if code, ms := stepRun(t, steps[0]); code != 0 {
+		t.Errorf("apply exit %d:\n%s", code, steps[0])
+	} else {
+		t.Logf("3 fresh OSA NICs: apply exec-to-exit %.1f ms (with module loading)", ms)
+	}
+	r := stepReport(t, steps[1])
+	for _, d := range []string{"0600", "0700", "0800"} {
+		wantOSA(t, r, "0.0."+d, "0a:00:00:00:"+d[:2]+":"+d[2:])
+	}
+	if code, _ := stepRun(t, steps[2]); code != 0 || strings.Count(steps[2], "(already configured, nothing changed)") != 3 {
+		t.Errorf("second apply (exit %d):\n%s", code, steps[2])
+	}
+	if fmt.Sprint(stepReport(t, steps[3]).NICs) != fmt.Sprint(r.NICs) {
+		t.Errorf("second apply changed the NICs")
+	}
+}
+
+func TestOSACIOIgnored(t *testing.T) {
+	steps := osaBoot{
+		kernelArgs: "cio_ignore=all,!condev 0600,0,0a0000000600;0700,0,0a0000000700;",
+		qeths:      threeOSA,
+		script:     "report\nrun dpm-netconf apply\nreport\n",
+	}.run(t)
+	before := stepReport(t, steps[0])
+	if len(before.CCW) != 0 {
+		t.Errorf("devices visible before apply: %v", before.CCW)
+	}
+	if code, _ := stepRun(t, steps[1]); code != 0 {
+		t.Errorf("apply:\n%s", steps[1])
+	}
+	r := stepReport(t, steps[2])
+	wantOSA(t, r, "0.0.0600", "0a:00:00:00:06:00")
+	wantOSA(t, r, "0.0.0700", "0a:00:00:00:07:00")
+	for _, id := range r.CCW {
+		if strings.HasPrefix(id, "0.0.08") {
+			t.Errorf("unlisted %s was freed", id)
+		}
+	}
+}
+
+// The emulated adapter has one port: port 1 is refused with EINVAL, which
+// must read as "no such port"; the other NIC still comes up.
+func TestOSAPortOne(t *testing.T) {
+	steps := osaBoot{
+		kernelArgs: "0600,1,0a0000000600;0700,0,0a0000000700;",
+		qeths:      threeOSA[:2],
+		script:     "run dpm-netconf apply\nreport\n",
+	}.run(t)
+	code, _ := stepRun(t, steps[0])
+	want := `0.0.0600: FAILED at portno: portno 0.0.0600: write "1" to /sys/bus/ccwgroup/devices/0.0.0600/portno: EINVAL (invalid argument): the adapter has no port 1`
+	if code != 1 || !strings.Contains(steps[0], want) {
+		t.Errorf("apply exit %d, want 1 and %q:\n%s", code, want, steps[0])
+	}
+	wantOSA(t, stepReport(t, steps[1]), "0.0.0700", "0a:00:00:00:07:00")
+}
+
+// A device already online in another layer (as another tool or an earlier
+// boot left it) is left alone and reported.
+func TestOSADrift(t *testing.T) {
+	e := requireVM(t)
+	steps := osaBoot{
+		kernelArgs: "0600,0,0a0000000600;0700,0,0a0000000700;",
+		qeths:      threeOSA[:2],
+		files:      map[string]string{"etc/dpm-0700": "0700,0,0a0000000700;"},
+		modules:    []string{"kernel/drivers/s390/net/qeth_l3.ko"},
+		script: strings.Join([]string{
+			"run dpm-netconf apply --cmdline /etc/dpm-0700",
+			"run insmod /lib/modules/" + e.Release + "/kernel/drivers/s390/net/qeth_l3.ko",
+			"write /sys/bus/ccwgroup/drivers/qeth/group 0.0.0600,0.0.0601,0.0.0602",
+			"write /sys/bus/ccwgroup/devices/0.0.0600/layer2 0",
+			"write /sys/bus/ccwgroup/devices/0.0.0600/online 1",
+			"run dpm-netconf apply",
+			"report",
+		}, "\n"),
+	}.run(t)
+	for i, s := range steps[2:5] {
+		if !strings.Contains(s, ": <nil>") {
+			t.Fatalf("setting up the drift, step %d failed:\n%s", i+2, s)
+		}
+	}
+	code, _ := stepRun(t, steps[5])
+	want := "0.0.0600: FAILED at state: device 0.0.0600 is already online with layer2=0 portno=0, but layer2=1 portno=0 is wanted: left as it is"
+	if code != 1 || !strings.Contains(steps[5], want) {
+		t.Errorf("apply exit %d, want 1 and %q:\n%s", code, want, steps[5])
+	}
+	r := stepReport(t, steps[6])
+	for _, g := range r.Groups {
+		if g.BusID == "0.0.0600" && (g.Layer2 != "0" || g.Online != "1") {
+			t.Errorf("the drifted device was changed: %+v", g)
+		}
+	}
+	wantOSA(t, r, "0.0.0700", "0a:00:00:00:07:00")
+}
+
+// setmac with the udev path of a qeth interface.
+func TestOSASetmac(t *testing.T) {
+	steps := osaBoot{
+		kernelArgs: "0600,0,0a0000000600;",
+		qeths:      threeOSA[:1],
+		files:      map[string]string{"etc/dpm-nomac": "0600,0;"},
+		script:     "run dpm-netconf apply --cmdline /etc/dpm-nomac\nreport\nrun dpm-netconf setmac /devices/qeth/0.0.0600/net/eth0\nreport\n",
+	}.run(t)
+	if code, _ := stepRun(t, steps[0]); code != 0 {
+		t.Fatalf("apply without MAC:\n%s", steps[0])
+	}
+	if r := stepReport(t, steps[1]); len(r.NICs) != 1 || r.NICs[0].Interface != "eth0" || r.NICs[0].SysfsMAC == "0a:00:00:00:06:00" {
+		t.Fatalf("before setmac: %+v", r.NICs)
+	}
+	if code, _ := stepRun(t, steps[2]); code != 0 {
+		t.Errorf("setmac:\n%s", steps[2])
+	}
+	wantOSA(t, stepReport(t, steps[3]), "0.0.0600", "0a:00:00:00:06:00")
+}
+
+// Time from dpm-netconf start to all NICs online, 1 and 3 OSA devices,
+// concurrent and --sequential, on fresh (ungrouped) devices each time.
+func TestOSATiming(t *testing.T) {
+	teardown := func(ids ...string) string {
+		var s []string
+		for _, id := range ids {
+			s = append(s, "write /sys/bus/ccwgroup/devices/0.0."+id+"/online 0", "write /sys/bus/ccwgroup/devices/0.0."+id+"/ungroup 1")
+		}
+		return strings.Join(s, "\n")
+	}
+	script := strings.Join([]string{
+		"run dpm-netconf apply", // loads the modules: not measured
+		teardown("0600", "0700", "0800"),
+		"run dpm-netconf apply --cmdline /etc/dpm-one",
+		teardown("0600"),
+		"run dpm-netconf apply --sequential --cmdline /etc/dpm-one",
+		teardown("0600"),
+		"run dpm-netconf apply",
+		teardown("0600", "0700", "0800"),
+		"run dpm-netconf apply --sequential",
+		"report",
+	}, "\n")
+	steps := osaBoot{
+		kernelArgs: threeOSAList,
+		qeths:      threeOSA,
+		files:      map[string]string{"etc/dpm-one": "0600,0,0a0000000600;"},
+		script:     script,
+	}.run(t)
+	var runs []string
+	for _, s := range steps {
+		if strings.HasPrefix(s, "run ") {
+			runs = append(runs, s)
+		}
+	}
+	if len(runs) != 5 {
+		t.Fatalf("%d runs", len(runs))
+	}
+	names := []string{"", "1 NIC concurrent", "1 NIC sequential", "3 NICs concurrent", "3 NICs sequential"}
+	for i, s := range runs[1:] {
+		code, ms := stepRun(t, s)
+		if code != 0 {
+			t.Errorf("%s: exit %d:\n%s", names[i+1], code, s)
+		}
+		took := regexp.MustCompile(`apply done in (\S+):`).FindStringSubmatch(s)
+		t.Logf("OSA timing: %s: exec-to-exit %.1f ms (dpm-netconf's own figure %v)", names[i+1], ms, took)
+	}
+	r := stepReport(t, steps[len(steps)-1])
+	for _, d := range []string{"0600", "0700", "0800"} {
+		wantOSA(t, r, "0.0."+d, "0a:00:00:00:"+d[:2]+":"+d[2:])
+	}
+}
