@@ -143,6 +143,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return status(list, o, stdout)
 	}
 
+	timeoutSet := false
+	fs.Visit(func(f *flag.Flag) { timeoutSet = timeoutSet || f.Name == "timeout" })
+	if d, found, err := cmdline.Timeout(text); err != nil && !timeoutSet && cmd != "plan" && cmd != "status" {
+		log.Errorf("%v: using --timeout %v", err, o.timeout)
+	} else if found && !timeoutSet && err == nil {
+		o.timeout = d
+	}
 	if cmdline.TurnedOff(text) {
 		log.Infof("%s: turned off by %s=0 on the kernel command line: nothing done", cmd, cmdline.Off)
 		return exitOK

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/kernelmodel"
 )
@@ -163,6 +164,29 @@ func TestApplyMissingAndInvalid(t *testing.T) {
 	}
 	if r.code != 1 {
 		t.Errorf("exit %d, want 1", r.code)
+	}
+}
+
+func TestTimeoutFromKernelCommandLine(t *testing.T) {
+	root := newTree(t, "dpm_netconf.timeout=300ms 0100,0;")
+	start := time.Now()
+	r := runWith(t, "", "dpm-netconf", "apply", "--root", root)
+	if el := time.Since(start); r.code != 1 || el > 3*time.Second || !strings.Contains(r.stderr, "apply done in 3") {
+		t.Errorf("apply took %v with dpm_netconf.timeout=300ms: %+v", el, r)
+	}
+	// --timeout wins over the kernel parameter.
+	root = newTree(t, "dpm_netconf.timeout=1h 0100,0;")
+	if r := runWith(t, "", "dpm-netconf", "apply", "--root", root, "--timeout", "200ms"); r.code != 1 {
+		t.Errorf("apply --timeout 200ms: %+v", r)
+	}
+	root = newTree(t, "dpm_netconf.timeout=soon 0100,0;")
+	r = runWith(t, "", "dpm-netconf", "apply", "--root", root, "--timeout", "200ms")
+	if strings.Contains(r.stderr, "using --timeout") {
+		t.Errorf("an explicit --timeout needs no warning: %s", r.stderr)
+	}
+	r = runWith(t, "", "dpm-netconf", "apply", "--root", newTree(t, "dpm_netconf.timeout=soon"))
+	if r.code != 0 || !strings.Contains(r.stderr, `dpm_netconf.timeout=soon at offset 0: time: invalid duration "soon": using --timeout 1m0s`) {
+		t.Errorf("bad dpm_netconf.timeout: %+v", r)
 	}
 }
 

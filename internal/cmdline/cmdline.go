@@ -12,6 +12,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // NIC is one valid entry of the NIC list.
@@ -126,6 +127,31 @@ func TurnedOff(cmdline string) bool {
 		}
 	}
 	return off
+}
+
+// TimeoutParam sets dpm-netconf's deadline from the kernel command line
+// (dpm_netconf.timeout=30s) where no --timeout flag is given.
+const TimeoutParam = Off + ".timeout"
+
+// Timeout returns the last dpm_netconf.timeout= value, if any.
+func Timeout(cmdline string) (time.Duration, bool, error) {
+	var (
+		d     time.Duration
+		found bool
+		err   error
+	)
+	for _, p := range Split(cmdline) {
+		if v, ok := strings.CutPrefix(p.Text, TimeoutParam+"="); ok {
+			found = true
+			if d, err = time.ParseDuration(v); err == nil && d <= 0 {
+				err = fmt.Errorf("must be positive")
+			}
+			if err != nil {
+				d, err = 0, fmt.Errorf("%s=%s at offset %d: %w", TimeoutParam, v, p.Offsets[0], err)
+			}
+		}
+	}
+	return d, found, err
 }
 
 // IsNICList reports whether a parameter is a nova-dpm NIC list: it starts

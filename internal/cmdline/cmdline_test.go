@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 type nicWant struct {
@@ -130,6 +131,26 @@ func TestTurnedOff(t *testing.T) {
 	} {
 		if got := TurnedOff(s); got != want {
 			t.Errorf("TurnedOff(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		d     time.Duration
+		found bool
+		err   string
+	}{
+		{in: "0001,0;"},
+		{in: "dpm_netconf.timeout=15s 0001,0;", d: 15 * time.Second, found: true},
+		{in: "dpm_netconf.timeout=1m dpm_netconf.timeout=2s", d: 2 * time.Second, found: true},
+		{in: "ro dpm_netconf.timeout=soon", found: true, err: `dpm_netconf.timeout=soon at offset 3: time: invalid duration "soon"`},
+		{in: "dpm_netconf.timeout=-1s", found: true, err: "dpm_netconf.timeout=-1s at offset 0: must be positive"},
+	} {
+		d, found, err := Timeout(tc.in)
+		if d != tc.d || found != tc.found || (err == nil) != (tc.err == "") || (err != nil && err.Error() != tc.err) {
+			t.Errorf("Timeout(%q) = %v, %v, %v; want %v, %v, %q", tc.in, d, found, err, tc.d, tc.found, tc.err)
 		}
 	}
 }

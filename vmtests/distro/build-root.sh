@@ -11,7 +11,7 @@ mkdir -p "$cache"
 pkgs=$(grep -v '^#' "$here/packages.txt" | xargs | tr ' ' ,)
 key=$(cat "$here/packages.txt" "$0" | sha256sum | cut -c1-12)
 tar="$cache/debian12-s390x-$key.tar"
-if [ -s "$tar" ]; then
+if [ -f "$tar" ] && [ -s "$tar" ]; then
   echo "root: cached $tar" >&2
   echo "$tar"
   exit 0
@@ -38,7 +38,7 @@ start=$(date +%s)
 mmdebstrap --mode=root --arch=s390x --variant=minbase --include="$pkgs" \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
   --dpkgopt='path-exclude=/usr/share/locale/*' \
-  bookworm "$tar.tmp" "$mirror" >&2
-mv "$tar.tmp" "$tar"
+  bookworm "$cache/partial-$key.tar" "$mirror" >&2
+mv "$cache/partial-$key.tar" "$tar"
 echo "root: built $tar in $(( $(date +%s) - start ))s ($(du -h "$tar" | cut -f1))" >&2
 echo "$tar"

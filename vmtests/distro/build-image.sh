@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Builds (or finds cached) the disks of the distro boot test: the Debian 12
+# s390x root from build-root.sh with Debian's kernel, `make install` of this
+# tree, a test report unit, and two dracut initramfs images built in the
+# root (chroot through qemu-user) with our module added: the systemd flavour
+# and the shell flavour (--omit systemd). Plus a NoCloud seed disk. Cached
+# under CACHE_DIR/distro/image-<key>, keyed on the root, the kernel and the
+# installed tree. Prints the image folder last.
+#   usage: build-image.sh CACHE_DIR KERNEL_DIR
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+cache=$(realpath -m "${1:?usage: build-image.sh CACHE_DIR KERNEL_DIR}")
+kdir=$(realpath "${2:?usage: build-image.sh CACHE_DIR KERNEL_DIR}")
+release=$(cat "$kdir/release")
+
+roottar=$("$here/build-root.sh" "$cache" | tail -1)
+stage=$(mktemp -d "$cache/distro/install-XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+make -s -C "$top" install DESTDIR="$stage" PREFIX=/usr INSTALL_ARCH=s390x >&2
+key=$( (basename "$roottar"; echo "$release"; cd "$stage" && find . -type f -exec sha256sum {} + | sort; find . -type l -printf '%p -> %l\n' | sort;
+        cat "$0" "$here"/dpm-distro-report.*) | sha256sum | cut -c1-12)
+out="$cache/distro/image-$key"
+if [ -e "$out/.complete" ]; then
+  echo "image: cached $out" >&2
+  echo "$out"
+  exit 0
+fi
+rm -rf "$cache"/distro/image-*   # one image at a time: they are large
+mkdir -p "$out"
+root="$out/root"
+mkdir -p "$root"
+echo "image: unpacking the root, the kernel $release and our install tree" >&2
+tar -xf "$roottar" -C "$root"
+cp -a "$kdir/root/lib/modules" "$root/lib/"
+cp -a "$kdir/root/boot/." "$root/boot/"
+cp -a "$stage/." "$root/"
+
+# The guest: root on virtio-blk, console on SCLP with autologin-free
+# output, the test's report unit, cloud-init's NoCloud only.
+echo "/dev/vda / ext4 defaults 0 1" > "$root/etc/fstab"
+echo dpm-guest > "$root/etc/hostname"
+echo 'datasource_list: [ NoCloud, None ]' > "$root/etc/cloud/cloud.cfg.d/90-dpm-test.cfg"
+install -m 0755 "$here/dpm-distro-report.sh" "$root/usr/local/sbin/dpm-distro-report"
+install -m 0644 "$here/dpm-distro-report.service" "$root/etc/systemd/system/"
+ln -sf /etc/systemd/system/dpm-distro-report.service "$root/etc/systemd/system/multi-user.target.wants/dpm-distro-report.service"
+# No password prompts, no time lost waiting for a network that has no DHCP.
+ln -sf /dev/null "$root/etc/systemd/system/systemd-networkd-wait-online.service"
+
+echo "image: dracut in the root (qemu-user): systemd flavour, then shell flavour" >&2
+for m in proc sys dev; do mount --bind "/$m" "$root/$m"; done
+cleanup_mounts() { for m in dev sys proc; do umount -l "$root/$m" 2>/dev/null || true; done; }
+trap 'cleanup_mounts; rm -rf "$stage"' EXIT
+start=$(date +%s)
+common=(--force --no-hostonly --add dpm-netconf --omit "cio_ignore plymouth" --kver "$release")
+chroot "$root" dracut "${common[@]}" /boot/initrd-systemd.img >&2
+chroot "$root" dracut "${common[@]}" --omit "systemd systemd-initrd dracut-systemd" /boot/initrd-shell.img >&2
+cleanup_mounts
+echo "image: dracut took $(( $(date +%s) - start ))s" >&2
+cp "$root/boot/initrd-systemd.img" "$root/boot/initrd-shell.img" "$out/"
+cp -L "$root/boot/vmlinuz-$release" "$out/vmlinuz"
+
+echo "image: making the disks" >&2
+mkfs.ext4 -q -F -L root -d "$root" "$out/root.ext4" 3G
+seed="$out/seed"
+mkdir -p "$seed"
+cat > "$seed/meta-data" <<'EOD'
+instance-id: dpm-netconf-test
+local-hostname: dpm-guest
+EOD
+printf '#cloud-config\n{}\n' > "$seed/user-data"
+# cloud-init finds the NICs by the MACs dpm-netconf gives them.
+cat > "$seed/network-config" <<'EOD'
+version: 2
+ethernets:
+  dpm0001:
+    match:
+      macaddress: "0a:00:00:00:00:11"
+    addresses: [192.0.2.11/24]
+  dpm0010:
+    match:
+      macaddress: "0e:11:22:33:44:55"
+    addresses: [192.0.2.12/24]
+EOD
+mkfs.ext4 -q -F -L cidata -d "$seed" "$out/seed.img" 16M
+rm -rf "$root" "$seed"
+touch "$out/.complete"
+echo "image: $out ($(du -sh "$out" | cut -f1))" >&2
+echo "$out"
