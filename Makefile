@@ -20,7 +20,7 @@ BINDIR = $(PREFIX)/bin
 INSTALL_ARCH ?= $(shell $(GO) env GOARCH)
 SUBST = sed 's|@BINDIR@|$(BINDIR)|g'
 
-.PHONY: vmtest-osa install help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest demo deps
+.PHONY: vmtest-dracut vmtest-osa install help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest demo deps
 
 help:
 	@echo "make build       static binaries bin/dpm-netconf-{amd64,s390x}"
@@ -34,6 +34,7 @@ help:
 	@echo "make uimage      the s390x u-root image with dpm-netconf as uinit (KERNEL=dir of an unpacked kernel)"
 	@echo "make vmtest      boot the image under qemu-system-s390x: the VM test scenarios"
 	@echo "make install     binary, compatibility names, dracut module, systemd unit, udev rule (DESTDIR= PREFIX=/usr INSTALL_ARCH=s390x)"
+	@echo "make vmtest-dracut  boot a Debian 12 s390x system (dracut, systemd, udev, cloud-init) with make install in it"
 	@echo "make vmtest-osa  the OSA scenarios under SDL Hyperion (hercules 4.x on PATH or DPM_HERCULES)"
 	@echo "make demo        install what is missing, fetch the kernel, build the image, boot a guest with 3 NICs"
 
@@ -60,7 +61,7 @@ install: bin/dpm-netconf-$(INSTALL_ARCH)
 	$(SUBST) dist/80-dpm-netconf.rules > $(DESTDIR)$(PREFIX)/lib/udev/rules.d/80-dpm-netconf.rules
 	chmod 0644 $(DESTDIR)$(PREFIX)/lib/udev/rules.d/80-dpm-netconf.rules
 
-test: lint unit test-s390x fuzz vmtest
+test: lint unit test-s390x fuzz vmtest vmtest-dracut
 
 unit:
 	$(GO) test -race -count=1 $(UNIT_PKGS)
@@ -85,6 +86,11 @@ $(UIMAGE): $(GO_SOURCES) uroot/build.sh $(KERNEL)/release
 $(KERNEL)/release:
 	@vmtests/fetch-kernel.sh $(CACHE) >/dev/null
 
+# The distro boot: builds (or reuses) the Debian root and its disks under
+# $(CACHE)/distro, then boots it.
+vmtest-dracut: deps kernel build
+	$(MAKE) vmtest DPM_DISTRO_IMAGE=$$(vmtests/distro/build-image.sh $(CACHE) $(KERNEL) | tail -1) VMTEST_ARGS='-run TestDistro'
+
 # The emulated-OSA scenarios only (they are part of vmtest too, and skip
 # there without Hyperion).
 vmtest-osa:
@@ -95,7 +101,7 @@ vmtest: deps kernel uimage
 	rm -rf $(CACHE)/tmp && mkdir -p $(CACHE)/tmp
 	@echo "vmtest: guest consoles go to $(CACHE)/vmtest.log"
 	cd vmtests && TMPDIR=$(CACHE)/tmp DPM_KERNEL_DIR=$(KERNEL) DPM_UIMAGE=$(UIMAGE) \
-		$(GO) test -count=1 -v -timeout 30m $(VMTEST_ARGS) . 2>&1 | tee $(CACHE)/vmtest.log | grep -v 'devices.go:[0-9]*: ' ; \
+		DPM_DISTRO_IMAGE=$(DPM_DISTRO_IMAGE) $(GO) test -count=1 -v -timeout 40m $(or $(VMTEST_ARGS),-skip TestDistro) . 2>&1 | tee $(CACHE)/vmtest.log | grep -v 'devices.go:[0-9]*: ' ; \
 		st=$${PIPESTATUS[0]}; rm -rf $(CACHE)/tmp; exit $$st
 
 fuzz:

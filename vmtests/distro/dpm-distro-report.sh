@@ -10,7 +10,9 @@ ip -4 -o addr show | while read -r line; do say "addr $line"; done
 say "unit $(systemctl show -p ActiveState,Result,ExecMainStatus dpm-netconf.service | xargs)"
 journalctl -b -o short-monotonic --no-pager | grep 'dpm-netconf' | while read -r line; do say "journal $line"; done
 journalctl -b -o short-monotonic --no-pager | grep -E 'Switching root|cloud-init.*(Cloud-init v|running .init-local|running .init )' | while read -r line; do say "timeline $line"; done
-systemctl show -p ExecMainStartTimestampMonotonic,ExecMainExitTimestampMonotonic cloud-init-local.service cloud-init.service | while read -r line; do say "timestamp $line"; done
+for u in dpm-netconf cloud-init-local cloud-init; do
+  say "timestamp $u $(systemctl show -p ExecMainStartTimestampMonotonic,ExecMainExitTimestampMonotonic --value $u.service | xargs)"
+done
 say "READY"
 # Hot-plug: the host adds 0.0.0020 now; udev's rule gives it its MAC.
 for _ in $(seq 1 240); do

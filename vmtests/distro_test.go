@@ -1,0 +1,289 @@
+package vmtests
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hugelgupf/vmtest/qemu"
+
+	"github.com/dpm-guest-image-tools/dpm-netconf/vmtests/vm"
+)
+
+// The distro tests boot a real Debian 12 s390x system (systemd, udev,
+// dracut, cloud-init) whose initramfs dracut built with our module, with
+// `make install` of this tree in its root (vmtests/distro/build-image.sh;
+// `make vmtest-dracut` builds it and runs them).
+
+const distroList = "0001,1,0a0000000011;0004,0;0010,0,0e1122334455;"
+
+type distroBoot struct {
+	flavour string // "systemd" or "shell": which dracut initramfs
+	args    string // more kernel parameters
+	hotplug bool   // add NIC 0.0.0020 after boot
+}
+
+type distroResult struct {
+	console string   // everything up to the report's end
+	lines   []string // DPMDISTRO lines, without the prefix
+	took    time.Duration
+}
+
+func requireDistro(t *testing.T) string {
+	t.Helper()
+	requireVM(t)
+	dir := os.Getenv("DPM_DISTRO_IMAGE")
+	if dir == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("DPM_DISTRO_IMAGE is unset: run the distro tests with make vmtest-dracut")
+		}
+		t.Skip("skipped outside CI: DPM_DISTRO_IMAGE is unset (make vmtest-dracut builds the image and runs these)")
+	}
+	return dir
+}
+
+func (b distroBoot) run(t *testing.T) distroResult {
+	t.Helper()
+	dir := requireDistro(t)
+	monitor := filepath.Join(t.TempDir(), "monitor.sock")
+	logPath := filepath.Join(os.TempDir(), t.Name()+".console")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	args := []string{
+		"-drive", "file=" + filepath.Join(dir, "root.ext4") + ",if=none,id=d0,format=raw,snapshot=on",
+		"-device", "virtio-blk-ccw,drive=d0,devno=fe.0.0100",
+		"-drive", "file=" + filepath.Join(dir, "seed.img") + ",if=none,id=d1,format=raw,snapshot=on",
+		"-device", "virtio-blk-ccw,drive=d1,devno=fe.0.0101",
+		"-netdev", "user,id=hp",
+		"-monitor", "unix:" + monitor + ",server,nowait",
+	}
+	args = append(args, vm.NICArgs(vm.VirtioNICs("0001", "0004", "0010"))...)
+	start := time.Now()
+	v, err := qemu.Start(vm.S390x,
+		qemu.WithQEMUCommand(vm.QEMU),
+		qemu.WithKernel(filepath.Join(dir, "vmlinuz")),
+		qemu.WithInitramfs(filepath.Join(dir, "initrd-"+b.flavour+".img")),
+		// chacha_s390 crashes under TCG when udev autoloads it.
+		qemu.WithAppendKernel("root=/dev/vda rw console=ttysclp0 module_blacklist=chacha_s390 printk.devkmsg=on "+b.args+" "+distroList),
+		qemu.ArbitraryArgs(args...),
+		qemu.WithVMTimeout(8*time.Minute),
+		qemu.LogSerialByLine(func(line string) { fmt.Fprintln(logf, line) }),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &vm.Guest{VM: v, Started: start}
+	defer g.Close()
+	_, out, err := g.Expect(6*time.Minute, `DPMDISTRO READY`)
+	if err != nil {
+		t.Fatalf("%v (console in %s)", err, logPath)
+	}
+	if b.hotplug {
+		if err := monitorCommand(monitor, "device_add virtio-net-ccw,netdev=hp,devno=fe.0.0020,mac=52:54:00:00:00:20"); err != nil {
+			t.Fatal(err)
+		}
+		var more string
+		if _, more, err = g.Expect(3*time.Minute, `DPMDISTRO END`); err != nil {
+			t.Fatalf("%v (console in %s)", err, logPath)
+		}
+		out += more
+	}
+	res := distroResult{console: out, took: time.Since(start)}
+	for _, m := range regexp.MustCompile(`DPMDISTRO ([^\r\n]*)`).FindAllStringSubmatch(out, -1) {
+		res.lines = append(res.lines, m[1])
+	}
+	t.Logf("booted to the report in %v (console in %s)", res.took.Round(time.Second), logPath)
+	return res
+}
+
+// monitorCommand sends one command to QEMU's human monitor.
+func monitorCommand(sock, cmd string) error {
+	c, err := net.DialTimeout("unix", sock, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 4096)
+	if _, err := c.Read(buf); err != nil { // banner
+		return err
+	}
+	if _, err := c.Write([]byte(cmd + "\n")); err != nil {
+		return err
+	}
+	time.Sleep(time.Second)
+	n, _ := c.Read(buf)
+	if strings.Contains(strings.ToLower(string(buf[:n])), "error") {
+		return fmt.Errorf("monitor %q: %s", cmd, buf[:n])
+	}
+	return nil
+}
+
+// with returns the report lines starting with prefix.
+func (r distroResult) with(prefix string) []string {
+	var out []string
+	for _, l := range r.lines {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, strings.TrimPrefix(l, prefix))
+		}
+	}
+	return out
+}
+
+// ifaceWith finds the interface that has mac, from `ip -o link`.
+func (r distroResult) ifaceWith(mac string) string {
+	for _, l := range r.with("link ") {
+		if strings.Contains(l, "link/ether "+mac) {
+			if f := strings.Fields(l); len(f) > 1 {
+				return strings.TrimSuffix(f[1], ":")
+			}
+		}
+	}
+	return ""
+}
+
+func (r distroResult) addrOn(iface, addr string) bool {
+	for _, l := range r.with("addr ") {
+		if f := strings.Fields(l); len(f) > 3 && f[1] == iface && f[3] == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// beforeSwitchRoot checks that the initramfs set each MAC before the switch
+// to the real root, from the console's kernel log.
+func beforeSwitchRoot(t *testing.T, r distroResult) {
+	t.Helper()
+	switchAt := strings.Index(r.console, "Switching root")
+	if switchAt < 0 {
+		t.Fatalf("no switch root on the console")
+	}
+	for _, mac := range []string{"0a:00:00:00:00:11", "0e:11:22:33:44:55"} {
+		i := strings.Index(r.console, "-> "+mac)
+		if i < 0 || i > switchAt {
+			t.Errorf("the initramfs did not report setting %s before the switch root (at %d, switch at %d)", mac, i, switchAt)
+		}
+	}
+}
+
+func wantCloudInitAddrs(t *testing.T, r distroResult) {
+	t.Helper()
+	for mac, addr := range map[string]string{"0a:00:00:00:00:11": "192.0.2.11/24", "0e:11:22:33:44:55": "192.0.2.12/24"} {
+		iface := r.ifaceWith(mac)
+		if iface == "" {
+			t.Errorf("no interface has MAC %s: %q", mac, r.with("link "))
+			continue
+		}
+		if !r.addrOn(iface, addr) {
+			t.Errorf("cloud-init did not put %s on %s (MAC %s): %q", addr, iface, mac, r.with("addr "))
+		}
+	}
+}
+
+// unitTimes returns a unit's start and exit, in µs since boot.
+func (r distroResult) unitTimes(unit string) (int64, int64) {
+	for _, l := range r.with("timestamp " + unit + " ") {
+		f := strings.Fields(l)
+		if len(f) == 2 {
+			a, _ := strconv.ParseInt(f[0], 10, 64)
+			b, _ := strconv.ParseInt(f[1], 10, 64)
+			return a, b
+		}
+	}
+	return -1, -1
+}
+
+// timeline logs the boot's milestones from the console's kernel timestamps.
+func (r distroResult) timeline(t *testing.T) {
+	t.Helper()
+	for _, m := range []string{"Run /init as init process", "dpm-netconf: apply done", "Switching root"} {
+		if l := regexp.MustCompile(`\[\s*([0-9.]+)\][^\n]*` + regexp.QuoteMeta(m) + `[^\r\n]*`).FindString(r.console); l != "" {
+			t.Logf("timeline: %s", strings.TrimSpace(l))
+		}
+	}
+	for _, u := range []string{"dpm-netconf", "cloud-init-local", "cloud-init"} {
+		a, b := r.unitTimes(u)
+		t.Logf("timeline: %s.service %.2fs -> %.2fs after boot", u, float64(a)/1e6, float64(b)/1e6)
+	}
+}
+
+// 1-3: the systemd-flavoured initramfs sets the MACs before the switch
+// root, the unit then changes nothing, cloud-init configures the NICs.
+func TestDistroDracutSystemd(t *testing.T) {
+	r := distroBoot{flavour: "systemd"}.run(t)
+	beforeSwitchRoot(t, r)
+	if u := r.with("unit "); len(u) != 1 || u[0] != "ActiveState=active ExecMainStatus=0 Result=success" {
+		t.Errorf("dpm-netconf.service: %q", u)
+	}
+	journal := strings.Join(r.with("journal "), "\n")
+	for _, want := range []string{"-> 0a:00:00:00:00:11", "-> 0e:11:22:33:44:55"} {
+		if !strings.Contains(journal, want) {
+			t.Errorf("journalctl -b lacks the initramfs line %q", want)
+		}
+	}
+	if n := strings.Count(journal, "(already configured, nothing changed)"); n < 3 {
+		t.Errorf("the unit changed something: %d NICs reported unchanged:\n%s", n, journal)
+	}
+	wantCloudInitAddrs(t, r)
+	r.timeline(t)
+}
+
+// 3, the other half: without dpm-netconf the same boot gets no addresses.
+func TestDistroTurnedOff(t *testing.T) {
+	r := distroBoot{flavour: "systemd", args: "dpm_netconf=0"}.run(t)
+	if r.ifaceWith("0a:00:00:00:00:11") != "" || r.ifaceWith("0e:11:22:33:44:55") != "" {
+		t.Errorf("MACs were set although dpm_netconf=0: %q", r.with("link "))
+	}
+	for _, l := range r.with("addr ") {
+		if strings.Contains(l, "192.0.2.") {
+			t.Errorf("cloud-init configured %s without the listed MACs", l)
+		}
+	}
+}
+
+// 4: with the dracut hook off, the systemd unit alone configures the NICs
+// before cloud-init.
+func TestDistroUnitAlone(t *testing.T) {
+	r := distroBoot{flavour: "systemd", args: "rd.dpm_netconf=0"}.run(t)
+	switchAt := strings.Index(r.console, "Switching root")
+	if i := strings.Index(r.console, "-> 0a:00:00:00:00:11"); i >= 0 && i < switchAt {
+		t.Errorf("the initramfs set a MAC although rd.dpm_netconf=0")
+	}
+	journal := strings.Join(r.with("journal "), "\n")
+	if !strings.Contains(journal, "-> 0a:00:00:00:00:11") || !strings.Contains(journal, "-> 0e:11:22:33:44:55") {
+		t.Errorf("the unit did not set the MACs:\n%s", journal)
+	}
+	_, unitDone := r.unitTimes("dpm-netconf")
+	cloudStart, _ := r.unitTimes("cloud-init-local")
+	if unitDone <= 0 || cloudStart <= 0 || unitDone > cloudStart {
+		t.Errorf("dpm-netconf.service finished at %dµs, cloud-init-local started at %dµs", unitDone, cloudStart)
+	}
+	wantCloudInitAddrs(t, r)
+	r.timeline(t)
+}
+
+// 1 in the shell flavour, and 5: a NIC hot-plugged after boot gets its MAC
+// from the udev rule. 0.0.0020 is listed but absent at boot: the initramfs
+// and the unit report it missing after 5 s, and the boot goes on.
+func TestDistroDracutShellAndHotplug(t *testing.T) {
+	r := distroBoot{
+		flavour: "shell",
+		args:    "rd.dpm_netconf.timeout=5s dpm_netconf.timeout=5s 0020,0,0a0000000020;",
+		hotplug: true,
+	}.run(t)
+	beforeSwitchRoot(t, r)
+	wantCloudInitAddrs(t, r)
+	if h := r.with("hotplug "); len(h) != 1 || !strings.HasSuffix(h[0], " 0a:00:00:00:00:20") {
+		t.Errorf("hot-plugged NIC: %q, journal:\n%s", r.with("hotplug"), strings.Join(r.with("journal "), "\n"))
+	}
+}
