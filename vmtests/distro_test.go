@@ -73,7 +73,7 @@ func (b distroBoot) run(t *testing.T) distroResult {
 		qemu.WithKernel(filepath.Join(dir, "vmlinuz")),
 		qemu.WithInitramfs(filepath.Join(dir, "initrd-"+b.flavour+".img")),
 		// chacha_s390 crashes under TCG when udev autoloads it.
-		qemu.WithAppendKernel("root=/dev/vda rw console=ttysclp0 module_blacklist=chacha_s390 printk.devkmsg=on "+b.args+" "+distroList),
+		qemu.WithAppendKernel("root=LABEL=root rw console=ttysclp0 module_blacklist=chacha_s390 printk.devkmsg=on "+b.args+" "+distroList),
 		qemu.ArbitraryArgs(args...),
 		qemu.WithVMTimeout(8*time.Minute),
 		qemu.LogSerialByLine(func(line string) { fmt.Fprintln(logf, line) }),

@@ -14,6 +14,15 @@ cache=$(realpath -m "${1:?usage: build-image.sh CACHE_DIR KERNEL_DIR}")
 kdir=$(realpath "${2:?usage: build-image.sh CACHE_DIR KERNEL_DIR}")
 release=$(cat "$kdir/release")
 
+missing=()
+command -v mkfs.vfat >/dev/null || missing+=(dosfstools)
+command -v mcopy >/dev/null || missing+=(mtools)
+command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "image: installing ${missing[*]}" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+fi
 roottar=$("$here/build-root.sh" "$cache" | tail -1)
 stage=$(mktemp -d "$cache/distro/install-XXXXXX")
 trap 'rm -rf "$stage"' EXIT
@@ -38,7 +47,7 @@ cp -a "$stage/." "$root/"
 
 # The guest: root on virtio-blk, console on SCLP with autologin-free
 # output, the test's report unit, cloud-init's NoCloud only.
-echo "/dev/vda / ext4 defaults 0 1" > "$root/etc/fstab"
+echo "LABEL=root / ext4 defaults 0 1" > "$root/etc/fstab"
 echo dpm-guest > "$root/etc/hostname"
 echo 'datasource_list: [ NoCloud, None ]' > "$root/etc/cloud/cloud.cfg.d/90-dpm-test.cfg"
 install -m 0755 "$here/dpm-distro-report.sh" "$root/usr/local/sbin/dpm-distro-report"
@@ -82,7 +91,10 @@ ethernets:
       macaddress: "0e:11:22:33:44:55"
     addresses: [192.0.2.12/24]
 EOD
-mkfs.ext4 -q -F -L cidata -d "$seed" "$out/seed.img" 16M
+# NoCloud takes its seed from a vfat or iso9660 filesystem labelled cidata.
+rm -f "$out/seed.img"
+mkfs.vfat -n CIDATA -C "$out/seed.img" 4096 >/dev/null
+mcopy -i "$out/seed.img" "$seed/meta-data" "$seed/user-data" "$seed/network-config" ::
 rm -rf "$root" "$seed"
 touch "$out/.complete"
 echo "image: $out ($(du -sh "$out" | cut -f1))" >&2
