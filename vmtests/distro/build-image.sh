@@ -28,7 +28,7 @@ stage=$(mktemp -d "$cache/distro/install-XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 make -s -C "$top" install DESTDIR="$stage" PREFIX=/usr INSTALL_ARCH=s390x >&2
 key=$( (basename "$roottar"; echo "$release"; cd "$stage" && find . -type f -exec sha256sum {} + | sort; find . -type l -printf '%p -> %l\n' | sort;
-        cat "$0" "$here"/dpm-distro-report.*) | sha256sum | cut -c1-12)
+        cat "$here/build-image.sh" "$here"/dpm-distro-report.*) | sha256sum | cut -c1-12)
 out="$cache/distro/image-$key"
 if [ -e "$out/.complete" ]; then
   echo "image: cached $out" >&2
