@@ -99,9 +99,9 @@ vmtest-osa:
 # vmtest keeps QEMU's and vmtest's temporary files in a folder it cleans.
 vmtest: deps kernel uimage
 	rm -rf $(CACHE)/tmp && mkdir -p $(CACHE)/tmp
-	@echo "vmtest: guest consoles go to $(CACHE)/vmtest.log"
+	@echo "vmtest: test log in $(CACHE)/vmtest.log, Hercules and distro guest consoles in $(CACHE)/consoles"
 	cd vmtests && TMPDIR=$(CACHE)/tmp DPM_KERNEL_DIR=$(KERNEL) DPM_UIMAGE=$(UIMAGE) \
-		DPM_DISTRO_IMAGE=$(DPM_DISTRO_IMAGE) $(GO) test -count=1 -v -timeout 40m $(or $(VMTEST_ARGS),-skip TestDistro) . 2>&1 | tee $(CACHE)/vmtest.log | grep -v 'devices.go:[0-9]*: ' ; \
+		DPM_CONSOLE_DIR=$(CACHE)/consoles DPM_DISTRO_IMAGE=$(DPM_DISTRO_IMAGE) $(GO) test -count=1 -v -timeout 40m $(or $(VMTEST_ARGS),-skip TestDistro) . 2>&1 | tee $(CACHE)/vmtest.log | grep -v 'devices.go:[0-9]*: ' ; \
 		st=$${PIPESTATUS[0]}; rm -rf $(CACHE)/tmp; exit $$st
 
 fuzz:

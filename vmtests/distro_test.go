@@ -57,7 +57,7 @@ func (b distroBoot) run(t *testing.T) distroResult {
 	t.Helper()
 	dir := requireDistro(t)
 	monitor := filepath.Join(t.TempDir(), "monitor.sock")
-	logPath := filepath.Join(os.TempDir(), t.Name()+".console")
+	logPath := filepath.Join(consoleDir(), t.Name()+".console")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -167,18 +167,45 @@ func (r distroResult) addrOn(iface, addr string) bool {
 	return false
 }
 
+// stamps returns the kernel timestamps (seconds since boot) of console and
+// journal lines matching re; journal lines carry the same monotonic clock.
+func (r distroResult) stamps(re string) []float64 {
+	var out []float64
+	for _, m := range regexp.MustCompile(`\[\s*([0-9]+\.[0-9]+)\][^\r\n]*`+re).FindAllStringSubmatch(r.console, -1) {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		out = append(out, v)
+	}
+	return out
+}
+
+func (r distroResult) switchRoot(t *testing.T) float64 {
+	t.Helper()
+	s := r.stamps(`Switching root`)
+	if len(s) == 0 {
+		t.Fatalf("no switch root in the console or the journal")
+	}
+	return s[0]
+}
+
+// macSetAt returns when dpm-netconf first reported setting mac.
+func (r distroResult) macSetAt(mac string) float64 {
+	s := r.stamps(`dpm-netconf: [^\r\n]*-> ` + regexp.QuoteMeta(mac))
+	if len(s) == 0 {
+		return -1
+	}
+	return slices.Min(s)
+}
+
 // beforeSwitchRoot checks that the initramfs set each MAC before the switch
-// to the real root, from the console's kernel log.
+// to the real root.
 func beforeSwitchRoot(t *testing.T, r distroResult) {
 	t.Helper()
-	switchAt := strings.Index(r.console, "Switching root")
-	if switchAt < 0 {
-		t.Fatalf("no switch root on the console")
-	}
+	sw := r.switchRoot(t)
 	for _, mac := range []string{"0a:00:00:00:00:11", "0e:11:22:33:44:55"} {
-		i := strings.Index(r.console, "-> "+mac)
-		if i < 0 || i > switchAt {
-			t.Errorf("the initramfs did not report setting %s before the switch root (at %d, switch at %d)", mac, i, switchAt)
+		if at := r.macSetAt(mac); at < 0 || at > sw {
+			t.Errorf("the initramfs did not report setting %s before the switch root (set at %.2fs, switch at %.2fs)", mac, at, sw)
+		} else {
+			t.Logf("%s set at %.2fs, switch root at %.2fs", mac, at, sw)
 		}
 	}
 }
@@ -270,9 +297,8 @@ func TestDistroTurnedOff(t *testing.T) {
 // before cloud-init.
 func TestDistroUnitAlone(t *testing.T) {
 	r := distroBoot{flavour: "systemd", args: "rd.dpm_netconf=0"}.run(t)
-	switchAt := strings.Index(r.console, "Switching root")
-	if i := strings.Index(r.console, "-> 0a:00:00:00:00:11"); i >= 0 && i < switchAt {
-		t.Errorf("the initramfs set a MAC although rd.dpm_netconf=0")
+	if sw, at := r.switchRoot(t), r.macSetAt("0a:00:00:00:00:11"); at < sw {
+		t.Errorf("MAC set at %.2fs, before the switch root at %.2fs, although rd.dpm_netconf=0", at, sw)
 	}
 	journal := strings.Join(r.with("journal "), "\n")
 	if !strings.Contains(journal, "-> 0a:00:00:00:00:11") || !strings.Contains(journal, "-> 0e:11:22:33:44:55") {

@@ -132,6 +132,17 @@ func macs(t *testing.T, r vm.Report) map[string]string {
 	return m
 }
 
+// consoleDir is where whole guest consoles are kept ($DPM_CONSOLE_DIR, as
+// make vmtest sets it, else the temporary folder).
+func consoleDir() string {
+	if d := os.Getenv("DPM_CONSOLE_DIR"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err == nil {
+			return d
+		}
+	}
+	return os.TempDir()
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if env != nil {

@@ -60,7 +60,7 @@ func (b osaBoot) run(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logPath := filepath.Join(os.TempDir(), strings.ReplaceAll(t.Name(), "/", "_")+".console")
+	logPath := filepath.Join(consoleDir(), strings.ReplaceAll(t.Name(), "/", "_")+".console")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
