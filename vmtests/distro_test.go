@@ -82,7 +82,7 @@ func (b distroBoot) run(t *testing.T) distroResult {
 		// in page faults (seen: an RCU stall in the real root's coldplug).
 		qemu.WithAppendKernel("root=LABEL=root rw console=ttysclp0 module_blacklist="+cpacfModules+" printk.devkmsg=on "+b.args+" "+distroList),
 		qemu.ArbitraryArgs(args...),
-		qemu.WithVMTimeout(8*time.Minute),
+		qemu.WithVMTimeout(12*time.Minute),
 		qemu.LogSerialByLine(func(line string) { fmt.Fprintln(logf, line) }),
 	)
 	if err != nil {
@@ -90,7 +90,9 @@ func (b distroBoot) run(t *testing.T) distroResult {
 	}
 	g := &vm.Guest{VM: v, Started: start}
 	defer g.Close()
-	_, out, err := g.Expect(6*time.Minute, `DPMDISTRO READY`)
+	// A boot takes 1–1.5 minutes; under TCG, cloud-init's Python has once
+	// needed 3 more minutes to start (seen in CI), hence the headroom.
+	_, out, err := g.Expect(9*time.Minute, `DPMDISTRO READY`)
 	if err != nil {
 		t.Fatalf("%v (console in %s)", err, logPath)
 	}
