@@ -109,15 +109,20 @@ func run(ctx context.Context, cfg Config, nics []cmdline.NIC, do func(*job, cont
 		}
 	}
 	reports := make([]Report, len(jobs))
+	// A kernel write can block past the deadline (a hanging online); the
+	// boot must not wait for it. One short grace after the deadline lets
+	// workers that are just returning report; it is shared by all NICs.
+	var grace <-chan time.Time
 	for i, j := range jobs {
 		select {
 		case <-j.finished:
 		case <-ctx.Done():
-			// A kernel write can block past the deadline (a hanging
-			// online); the boot must not wait for it.
+			if grace == nil {
+				grace = time.After(50 * time.Millisecond)
+			}
 			select {
 			case <-j.finished:
-			case <-time.After(50 * time.Millisecond):
+			case <-grace:
 			}
 		}
 		reports[i] = j.report(ctx)

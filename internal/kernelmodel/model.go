@@ -418,9 +418,6 @@ func (m *Model) ReadDir(name string) ([]string, error) {
 		if g := m.groups[p[4]]; g != nil && g.netdev != 0 {
 			return []string{m.links[g.netdev].Name}, nil
 		}
-		if m.groups[p[4]] != nil {
-			return nil, &fs.PathError{Op: "open", Path: name, Err: errNotExist}
-		}
 	}
 	return nil, &fs.PathError{Op: "open", Path: name, Err: errNotExist}
 }
