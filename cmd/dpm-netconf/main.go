@@ -18,12 +18,13 @@ import (
 	"time"
 
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/apply"
-	"github.com/dpm-guest-image-tools/dpm-netconf/internal/ccw"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/cmdline"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/detach"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/kmod"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/link"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/logging"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/sysfs"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/uevent"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -66,12 +67,20 @@ flags (before or after the command):
 `
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 1 && args[1] == detach.Command {
+		return detach.Child(args[2:])
+	}
 	var o options
 	fs := flag.NewFlagSet("dpm-netconf", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.cmdline, "cmdline", "", "read the kernel command line from `FILE` (- = stdin) instead of /proc/cmdline")
 	fs.StringVar(&o.root, "root", "/", "look for sys/, proc/, dev/ and lib/modules/ under `DIR`")
-	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "overall deadline")
+	o.timeout = cmdline.DefaultTimeout
+	fs.Func("timeout", "overall deadline: seconds (30, 2.5) or a duration (90s, 1m30s); default: dpm_netconf.timeout= (rd.dpm_netconf.timeout= in the initramfs) or 60s", func(v string) error {
+		d, err := cmdline.ParseDuration(v)
+		o.timeout = d
+		return err
+	})
 	fs.BoolVar(&o.json, "json", false, "print results as JSON on stdout")
 	fs.BoolVar(&o.verbose, "v", false, "verbose log")
 	fs.BoolVar(&o.sequential, "sequential", false, "configure NICs one after the other (for measurements)")
@@ -118,9 +127,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case len(pos) != n:
 		fmt.Fprintf(stderr, "dpm-netconf: %s takes %d argument(s), got %d: %q\n", cmd, n, len(pos), pos)
 		return exitUsage
-	case o.timeout <= 0:
-		fmt.Fprintf(stderr, "dpm-netconf: --timeout must be positive, got %v\n", o.timeout)
-		return exitUsage
 	}
 	if cmd == "version" {
 		fmt.Fprintf(stdout, "dpm-netconf %s\n", version)
@@ -134,8 +140,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	list := cmdline.Parse(text)
 
-	log := logging.New(o.root, stderr, o.verbose)
-	defer log.Close()
+	journal := false
+	if f, ok := stderr.(*os.File); ok && o.root == "/" {
+		journal = logging.UnderJournal(f)
+	}
+	log := logging.New(logging.Options{Root: o.root, Stderr: stderr, Verbose: o.verbose, Tag: cmd, Journal: journal})
 	switch cmd {
 	case "plan":
 		return plan(list, o, stdout)
@@ -145,54 +154,53 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	timeoutSet := false
 	fs.Visit(func(f *flag.Flag) { timeoutSet = timeoutSet || f.Name == "timeout" })
-	if d, found, err := cmdline.Timeout(text); err != nil && !timeoutSet && cmd != "plan" && cmd != "status" {
-		log.Errorf("%v: using --timeout %v", err, o.timeout)
-	} else if found && !timeoutSet && err == nil {
-		o.timeout = d
+	boot := bootOptions(o.root, text)
+	for _, p := range boot.Problems {
+		log.Errorf("%v", p)
 	}
-	if cmdline.TurnedOff(text) {
-		log.Infof("%s: turned off by %s=0 on the kernel command line: nothing done", cmd, cmdline.Off)
+	if boot.Off {
+		log.Infof("turned off by %s on the kernel command line: nothing done", boot.OffBy)
 		return exitOK
 	}
-	for _, e := range list.Errors {
-		log.Errorf("%s (entry not applied)", e.Error())
+	var timeoutFrom string
+	o.timeout, timeoutFrom = boot.Deadline(o.timeout, timeoutSet)
+	log.Debugf("deadline %v (%s)", o.timeout, timeoutFrom)
+	var nics []cmdline.NIC
+	if cmd == "setmac" {
+		// setmac answers for the one NIC udev asked about: not for the
+		// list's invalid entries (apply and plan report those), and not
+		// for interfaces that are no DPM NIC.
+		nic, ok, why := apply.ForDevice(list, pos[0])
+		if !ok {
+			log.Debugf("%s", why)
+			return exitOK
+		}
+		if nic.MAC == nil {
+			log.Debugf("%s is listed without a MAC: nothing to do", nic.BusID())
+			return exitOK
+		}
+		nics = []cmdline.NIC{nic}
+		list.Errors = nil
+	} else {
+		for _, e := range list.Errors {
+			log.Errorf("%s (entry not applied)", e.Error())
+		}
+		nics = list.NICs
+		if len(nics) == 0 {
+			log.Debugf("no NIC listed on the command line")
+		}
 	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	root := sysfs.Root(o.root)
-	links := &link.Lazy{}
-	defer links.Close()
-	cfg := apply.Config{
-		FS:         root,
-		Links:      links,
-		Modules:    &kmod.Loader{Root: o.root, FS: root},
-		Log:        log,
-		Sequential: o.sequential,
-	}
+	cfg := systemConfig(o, log)
+	defer cfg.close()
 
 	var reports []apply.Report
 	if cmd == "setmac" {
-		devno, err := ccw.BusIDFromPath(pos[0])
-		if err != nil {
-			log.Errorf("setmac: %v", err)
-			return exitUsage
-		}
-		nic, ok := list.Lookup(devno)
-		if !ok {
-			log.Debugf("setmac: %s is not listed on the command line: nothing to do", cmdline.BusID(devno))
-			return exitOK
-		}
-		if nic.MAC == nil {
-			log.Debugf("setmac: %s is listed without a MAC: nothing to do", nic.BusID())
-			return exitOK
-		}
-		reports = []apply.Report{apply.SetMAC(ctx, cfg, nic)}
+		reports = []apply.Report{apply.SetMAC(ctx, cfg.Config, nics[0])}
 	} else {
-		if len(list.NICs) == 0 {
-			log.Debugf("no NIC listed on the command line")
-		}
-		reports = apply.Apply(ctx, cfg, list.NICs)
+		reports = apply.Apply(ctx, cfg.Config, nics)
 	}
 	if o.json {
 		writeJSON(stdout, struct {
@@ -212,9 +220,90 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	// One closing line: early-userspace consoles show whether the boot's
 	// NICs are ready, and how long it took.
-	log.Infof("%s done in %s: %d of %d NICs configured, %d invalid entries; exit status %d",
-		cmd, time.Since(start).Round(100*time.Microsecond), configured, len(reports), len(list.Errors), code)
+	log.Infof("done in %s: %d of %d NICs configured, %d invalid entries; exit status %d",
+		time.Since(start).Round(100*time.Microsecond), configured, len(reports), len(list.Errors), code)
 	return code
+}
+
+// inInitramfs: dracut and systemd mark the initramfs with
+// /etc/initrd-release; there the rd. parameters count.
+func inInitramfs(root string) bool {
+	_, err := os.Stat(filepath.Join(root, "etc/initrd-release"))
+	return err == nil
+}
+
+// bootOptions reads dpm-netconf's own parameters. Inside the initramfs
+// they may also come from /etc/cmdline.d/*.conf (set when the image was
+// built), which dracut's getarg reads before the kernel's command line:
+// the kernel's own parameters win.
+func bootOptions(root, text string) cmdline.Boot {
+	initrd := inInitramfs(root)
+	boot := cmdline.BootOptions(text, initrd)
+	if !initrd {
+		return boot
+	}
+	files, _ := filepath.Glob(filepath.Join(root, "etc/cmdline.d/*.conf"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		d := cmdline.BootOptions(string(data), true)
+		for _, p := range d.Problems {
+			boot.Problems = append(boot.Problems, fmt.Errorf("%s: %w", f, p))
+		}
+		if boot.TimeoutFrom == "default" && d.TimeoutFrom != "default" {
+			boot.Timeout, boot.TimeoutFrom = d.Timeout, d.TimeoutFrom+" in "+f
+		}
+		if !boot.Off && d.Off {
+			boot.Off, boot.OffBy = true, d.OffBy+" in "+f
+		}
+	}
+	return boot
+}
+
+// system is apply's view of the machine: the real one below --root "/"
+// (kernel events, finit_module, netlink, blocking writes in a helper
+// process), or a tree of files below another root (tests): polling only,
+// writes in-process.
+type system struct {
+	apply.Config
+	links  *link.Lazy
+	events uevent.Source
+}
+
+func systemConfig(o options, log *logging.Logger) system {
+	root := sysfs.Root(o.root)
+	s := system{links: &link.Lazy{}}
+	s.Config = apply.Config{
+		FS:         root,
+		Links:      s.links,
+		Modules:    &kmod.Loader{Root: o.root, FS: root},
+		Log:        log,
+		Sequential: o.sequential,
+	}
+	if o.root != "/" {
+		return s
+	}
+	// Subscribed before the first read, so no change falls between.
+	if ev, err := uevent.Listen(); err == nil {
+		s.events, s.Events = ev, ev
+	} else {
+		log.Debugf("no kernel events (%v): polling", err)
+	}
+	if exe, err := os.Executable(); err == nil {
+		s.Slow = detach.Writer{Exe: exe, Argv0: "dpm-netconf", Root: o.root}
+	} else {
+		log.Debugf("no path to this binary (%v): blocking writes run in-process", err)
+	}
+	return s
+}
+
+func (s system) close() {
+	s.links.Close()
+	if s.events != nil {
+		s.events.Close()
+	}
 }
 
 func readCmdline(o options, stdin io.Reader) (string, error) {

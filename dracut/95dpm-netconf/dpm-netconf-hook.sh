@@ -1,17 +1,18 @@
 #!/bin/sh
 # dracut pre-udev hook (sourced by dracut, so it returns, never exits):
-# configure the DPM NICs. rd.dpm_netconf=0 turns the hook off,
-# rd.dpm_netconf.timeout=DURATION sets its deadline (default 60s). A
-# failure is logged and the boot goes on: no emergency shell.
+# configure the DPM NICs. rd.dpm_netconf=0 turns the hook off. The hook
+# passes no options: dpm-netconf reads its own parameters from the kernel
+# command line (dpm_netconf=0, rd.dpm_netconf.timeout=, dpm_netconf.timeout=),
+# so no value written there can turn into a usage error. A failure is
+# logged and the boot goes on: no emergency shell.
 
 type getargbool >/dev/null 2>&1 || . /lib/dracut-lib.sh
 
 if ! getargbool 1 rd.dpm_netconf; then
     info "dpm-netconf: turned off by rd.dpm_netconf=0"
 else
-    _dpm_timeout=$(getarg rd.dpm_netconf.timeout=)
-    /usr/bin/dpm-netconf apply ${_dpm_timeout:+--timeout "$_dpm_timeout"}
+    /usr/bin/dpm-netconf apply
     _dpm_rc=$?
     [ "$_dpm_rc" -eq 0 ] || warn "dpm-netconf: exit status $_dpm_rc (its error lines are above); the boot goes on"
-    unset _dpm_timeout _dpm_rc
+    unset _dpm_rc
 fi

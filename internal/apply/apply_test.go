@@ -17,6 +17,12 @@ import (
 
 const release = "6.1.0-test-s390x"
 
+// The adapter's answers to a MAC, as link.MACError words them.
+const (
+	hintNotAllowed = "the adapter or hypervisor does not allow this address (user-chosen MACs not authorised, or not a locally administered unicast address)"
+	hintInUse      = "the address is already registered on this adapter port (another NIC, or another partition)"
+)
+
 // newConfig wires apply to a kernel model, with the real module loader
 // reading a modules.dep tree and "loading" into the model.
 func newConfig(t testing.TB, m *kernelmodel.Model) Config {
@@ -29,6 +35,7 @@ func newConfig(t testing.TB, m *kernelmodel.Model) Config {
 		FS:           m,
 		Links:        m,
 		Modules:      &kmod.Loader{Root: root, Release: release, FS: m, Insmod: m.Insmod},
+		Events:       m.Subscribe(1024),
 		RenameSettle: 100 * time.Millisecond,
 	}
 }
@@ -129,7 +136,7 @@ func TestApplyDrift(t *testing.T) {
 	m.LoadModules("ccwgroup", "qeth", "qeth_l2")
 	m.SetGroupState("0.0.0001", 1, 1, true)
 	r := applyWithin(t, newConfig(t, m), 5*time.Second, "0001,0,0a0000000011;")[0]
-	if r.OK || r.Step != "state" || !strings.Contains(r.Error, "already online with layer2=1 portno=1, but layer2=1 portno=0 is wanted: left as it is") {
+	if r.OK || r.Step != "layer2" || !strings.Contains(r.Error, "already online with layer2=1 portno=1, but layer2=1 portno=0 is wanted: left as it is") {
 		t.Errorf("report %+v", r)
 	}
 	if len(m.Writes()) != 0 {
@@ -146,7 +153,7 @@ func TestApplyMissingDevice(t *testing.T) {
 	if el := time.Since(start); el > 2*time.Second {
 		t.Errorf("apply took %v with a 300ms deadline", el)
 	}
-	if r := rs[0]; r.OK || r.Kind != KindMissing || r.Step != "find" ||
+	if r := rs[0]; r.OK || r.Kind != KindMissing || r.Step != "free" ||
 		r.Error != "device 0.0.0100 not found by the deadline (not in /sys/bus/ccw/devices, even after freeing it from cio_ignore): is the devno right and the device attached to this partition?" {
 		t.Errorf("missing NIC: %+v", r)
 	}
@@ -180,8 +187,10 @@ func TestApplyCIOIgnored(t *testing.T) {
 		}
 	}
 	slices.Sort(frees)
-	if want := []string{"free 0.0.0001", "free 0.0.0002-0.0.0003", "free 0.0.0010"}; !slices.Equal(frees, want) || settles != 3 {
-		t.Errorf("frees %q and %d settles, want %q and 3 settles", frees, settles, want)
+	// The listed devices in one write (one settle, not one per NIC), then
+	// the qeth NIC's write and data devices.
+	if want := []string{"free 0.0.0001,0.0.0010", "free 0.0.0002-0.0.0003"}; !slices.Equal(frees, want) || settles != 2 {
+		t.Errorf("frees %q and %d settles, want %q and 2 settles", frees, settles, want)
 	}
 	wantMAC(t, m, "0.0.0001", "0a:00:00:00:00:11")
 	wantMAC(t, m, "0.0.0010", "0e:11:22:33:44:55")
@@ -215,27 +224,27 @@ func TestApplyFailures(t *testing.T) {
 	}{
 		{name: "wrong CU type", list: "0001,0;",
 			setup: func(m *kernelmodel.Model) { m.AddCCW("0.0.0001", "3390/0c", "0a") },
-			step:  "find", err: "device 0.0.0001 has CU type 3390/0c: not an OSA (1731/01), HiperSockets (1731/05) or virtio-net (3832/01) device"},
+			step:  "free", err: "device 0.0.0001 has CU type 3390/0c: not an OSA (1731/01), HiperSockets (1731/05) or virtio-net (3832/01) device"},
 		{name: "triplet member of another CU type", list: "0001,0;",
 			setup: func(m *kernelmodel.Model) {
 				m.AddCCW("0.0.0001", "1731/01", "0a")
 				m.AddCCW("0.0.0002", "1731/01", "0a")
 				m.AddCCW("0.0.0003", "3390/0c", "0a")
 			},
-			step: "triplet", err: "data device 0.0.0003 has CU type 3390/0c, read device 0.0.0001 has 1731/01: they are not one qeth NIC"},
+			step: "group", err: "data device 0.0.0003 has CU type 3390/0c, read device 0.0.0001 has 1731/01: they are not one qeth NIC"},
 		{name: "triplet on two CHPIDs", list: "0001,0;",
 			setup: func(m *kernelmodel.Model) {
 				m.AddCCW("0.0.0001", "1731/01", "0a")
 				m.AddCCW("0.0.0002", "1731/01", "0b")
 				m.AddCCW("0.0.0003", "1731/01", "0a")
 			},
-			step: "triplet", err: `write device 0.0.0002 is on CHPIDs "0b 00 00 00 00 00 00 00", read device 0.0.0001 on "0a 00 00 00 00 00 00 00": they are not one qeth NIC`},
+			step: "group", err: `write device 0.0.0002 is on CHPIDs "0b 00 00 00 00 00 00 00", read device 0.0.0001 on "0a 00 00 00 00 00 00 00": they are not one qeth NIC`},
 		{name: "triplet with a missing member", list: "0001,0;",
 			setup: func(m *kernelmodel.Model) {
 				m.AddCCW("0.0.0001", "1731/01", "0a")
 				m.AddCCW("0.0.0002", "1731/01", "0a")
 			},
-			step: "triplet", err: "data device 0.0.0003 of qeth NIC 0.0.0001 not found by the deadline: a qeth NIC needs read, write and data devices 0.0.0001,0.0.0002,0.0.0003"},
+			step: "free", err: "data device 0.0.0003 of qeth NIC 0.0.0001 not found by the deadline: a qeth NIC needs read, write and data devices 0.0.0001,0.0.0002,0.0.0003"},
 		{name: "group refused", list: "0001,0;",
 			setup: func(m *kernelmodel.Model) { m.AddOSA("0.0.0001", "0a"); m.Fail("group", "0.0.0001", unix.EINVAL) },
 			step:  "group", err: `group 0.0.0001: write "0.0.0001,0.0.0002,0.0.0003" to /sys/bus/ccwgroup/drivers/qeth/group: EINVAL (invalid argument): a device of the triplet is missing, cio_ignored, already grouped or not an OSA device`},
@@ -251,22 +260,45 @@ func TestApplyFailures(t *testing.T) {
 		{name: "online failing", list: "0001,0;",
 			setup: func(m *kernelmodel.Model) { m.AddOSA("0.0.0001", "0a"); m.Fail("online", "0.0.0001", unix.EIO) },
 			step:  "online", err: `online 0.0.0001: write "1" to /sys/bus/ccwgroup/devices/0.0.0001/online: EIO (input/output error): the adapter did not come up: check that the CHPID is online and the adapter port is cabled and active`},
-		{name: "MAC rejected by the adapter", list: "0001,0,0a0000000011;",
+		{name: "MAC not authorised (>= 5.7)", list: "0001,0,0a0000000011;",
+			setup: func(m *kernelmodel.Model) { m.AddOSA("0.0.0001", "0a"); m.Fail("mac", "0.0.0001", unix.EADDRNOTAVAIL) },
+			step:  "mac", err: "set MAC of eth0 (index 2) to 0a:00:00:00:00:11: netlink RTM_SETLINK: EADDRNOTAVAIL (cannot assign requested address): " + hintNotAllowed},
+		{name: "MAC not authorised (<= 5.6)", list: "0001,0,0a0000000011;",
 			setup: func(m *kernelmodel.Model) { m.AddOSA("0.0.0001", "0a"); m.Fail("mac", "0.0.0001", unix.EPERM) },
-			step:  "mac", err: "set MAC of eth0 (index 2) to 0a:00:00:00:00:11: netlink RTM_SETLINK: EPERM (operation not permitted): the adapter rejected the address (not authorised for user-chosen MACs, or not a valid unicast address)"},
-		{name: "MAC in use", list: "0001,0,0a0000000011;",
+			step:  "mac", err: "set MAC of eth0 (index 2) to 0a:00:00:00:00:11: netlink RTM_SETLINK: EPERM (operation not permitted): " + hintNotAllowed + "; or dpm-netconf lacks CAP_NET_ADMIN"},
+		{name: "MAC in use (<= 5.6)", list: "0001,0,0a0000000011;",
 			setup: func(m *kernelmodel.Model) { m.AddOSA("0.0.0001", "0a"); m.Fail("mac", "0.0.0001", unix.EEXIST) },
-			step:  "mac", err: "set MAC of eth0 (index 2) to 0a:00:00:00:00:11: netlink RTM_SETLINK: EEXIST (file exists): the adapter reports the address as already in use on this port"},
+			step:  "mac", err: "set MAC of eth0 (index 2) to 0a:00:00:00:00:11: netlink RTM_SETLINK: EEXIST (file exists): " + hintInUse},
+		{name: "MAC table full", list: "0001,0,0a0000000011;",
+			setup: func(m *kernelmodel.Model) { m.AddOSA("0.0.0001", "0a"); m.Fail("mac", "0.0.0001", unix.ENOSPC) },
+			step:  "mac", err: "set MAC of eth0 (index 2) to 0a:00:00:00:00:11: netlink RTM_SETLINK: ENOSPC (no space left on device): "},
+		{name: "MAC on OSM", list: "0001,0,0a0000000011;",
+			setup: func(m *kernelmodel.Model) { m.AddOSA("0.0.0001", "0a"); m.Fail("mac", "0.0.0001", unix.EOPNOTSUPP) },
+			step:  "mac", err: "set MAC of eth0 (index 2) to 0a:00:00:00:00:11: netlink RTM_SETLINK: EOPNOTSUPP (operation not supported): "},
 		{name: "overlapping triplets", list: "0001,0;0002,0;",
 			setup: func(m *kernelmodel.Model) { m.AddOSA("0.0.0001", "0a"); m.AddCCW("0.0.0004", "1731/01", "0a") },
-			step:  "overlap", err: "qeth NIC 0.0.0002 (devices 0.0.0002-0.0.0004) overlaps qeth NIC 0.0.0001 (devices 0.0.0001-0.0.0003) listed earlier at offset 0; the earlier one stands"},
+			step:  "overlap", err: "NIC 0.0.0002 is device 0.0.0002 of qeth NIC 0.0.0001 (devices 0.0.0001-0.0.0003) listed earlier at offset 0; the earlier one stands"},
+		{name: "qeth NIC over an earlier virtio NIC", list: "0002,0;0001,0;",
+			setup: func(m *kernelmodel.Model) {
+				m.AddOSA("0.0.0001", "0a")
+				m.AddVirtioNet("0.0.0004", "52:54:00:00:00:04")
+			},
+			step: "overlap", err: "qeth NIC 0.0.0001 (devices 0.0.0001-0.0.0003) overlaps NIC 0.0.0002 listed earlier at offset 0; the earlier one stands"},
+		{name: "member grouped elsewhere", list: "0002,0;",
+			setup: func(m *kernelmodel.Model) {
+				m.AddOSA("0.0.0001", "0a")
+				m.AddCCW("0.0.0004", "1731/01", "0a")
+				m.LoadModules("ccwgroup", "qeth", "qeth_l2")
+				m.SetGroupState("0.0.0001", 1, 0, false)
+			},
+			step: "group", err: "read device 0.0.0002 of qeth NIC 0.0.0002 is already in group 0.0.0001: the devices 0.0.0002,0.0.0003,0.0.0004 cannot form NIC 0.0.0002 (left as it is)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := kernelmodel.New()
 			tc.setup(m)
 			rs := applyWithin(t, newConfig(t, m), 500*time.Millisecond, tc.list)
 			r := rs[len(rs)-1]
-			if r.OK || r.Step != tc.step || r.Error != tc.err {
+			if r.OK || r.Step != tc.step || !strings.HasPrefix(r.Error, tc.err) {
 				t.Errorf("report %+v\nwant step %q error:\n%s", r, tc.step, tc.err)
 			}
 		})
@@ -296,7 +328,7 @@ func TestApplyDeadline(t *testing.T) {
 	if el := time.Since(start); el > time.Second {
 		t.Errorf("apply returned after %v with a 200ms deadline", el)
 	}
-	if r.OK || r.Step != "online" || r.Error != "deadline reached (context deadline exceeded) while at step online" {
+	if r.OK || !r.InProgress || r.Step != "online" || r.Error != "deadline reached (context deadline exceeded) while at step online; the kernel is still working on it" {
 		t.Errorf("report %+v", r)
 	}
 }
@@ -381,7 +413,7 @@ func TestSetMAC(t *testing.T) {
 	if len(m.Writes()) != 0 {
 		t.Errorf("setmac wrote %v", m.Writes())
 	}
-	r := SetMAC(ctx, cfg, nics[2])
+	r := SetMAC(ctx, newConfig(t, m), nics[2])
 	if r.OK || r.Error != "qeth device 0.0.0010 is not grouped: run dpm-netconf apply first" {
 		t.Errorf("setmac on an ungrouped qeth device: %+v", r)
 	}

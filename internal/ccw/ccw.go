@@ -103,14 +103,77 @@ func (s Sys) Free(from, to string) error {
 	return s.Settle()
 }
 
+// FreeList removes several bus ids from the cio_ignore list with one write
+// and waits once for the probing.
+func (s Sys) FreeList(busIDs []string) error {
+	spec := strings.Join(busIDs, ",")
+	if err := s.write("free", spec, CIOIgnore, "free "+spec); err != nil {
+		return err
+	}
+	return s.Settle()
+}
+
 // Settle blocks until queued channel-subsystem work (probing freed devices)
 // is done, so a freed device is visible when it returns.
 func (s Sys) Settle() error {
 	return s.write("settle", "", CIOSettle, "1")
 }
 
-// QethLoaded reports whether the qeth driver (and so ccwgroup) is present.
-func (s Sys) QethLoaded() bool { return s.FS.Exists(QethGroup) }
+// Driver directories: a driver can be used once its directory exists
+// (the module's init has registered it), not when /sys/module/<name>
+// appears (that is at the start of loading).
+const (
+	QethDriver      = "/sys/bus/ccwgroup/drivers/qeth"
+	VirtioNetDriver = "/sys/bus/virtio/drivers/virtio_net"
+	ccwGroupDevLink = "group_device"
+	ccwDriverLink   = "driver"
+	moduleDir       = "/sys/module/"
+	moduleStateLive = "live"
+	moduleStateFile = "/initstate"
+)
+
+// QethRegistered reports whether the qeth ccwgroup driver is registered.
+func (s Sys) QethRegistered() bool { return s.FS.Exists(QethDriver) }
+
+// VirtioNetRegistered reports whether the virtio_net driver is registered.
+func (s Sys) VirtioNetRegistered() bool { return s.FS.Exists(VirtioNetDriver) }
+
+// ModuleState is "live", "coming" or "going" for a loadable module,
+// "builtin" for a built-in one that shows in /sys/module, "" when absent.
+func (s Sys) ModuleState(name string) string {
+	st, err := sysfs.ReadString(s.FS, moduleDir+name+moduleStateFile)
+	switch {
+	case err == nil:
+		return st
+	case s.FS.Exists(moduleDir + name):
+		return "builtin" // built-in modules have no initstate
+	}
+	return ""
+}
+
+// ModuleLive reports whether a module has finished its init.
+func (s Sys) ModuleLive(name string) bool {
+	st := s.ModuleState(name)
+	return st == moduleStateLive || st == "builtin"
+}
+
+// DriverOf names the driver bound to a CCW device ("" when none).
+func (s Sys) DriverOf(busID string) string {
+	l, err := s.FS.ReadLink(DevicePath(busID) + "/" + ccwDriverLink)
+	if err != nil {
+		return ""
+	}
+	return path.Base(l)
+}
+
+// GroupOf names the ccwgroup device a CCW device belongs to ("" when none).
+func (s Sys) GroupOf(busID string) string {
+	l, err := s.FS.ReadLink(DevicePath(busID) + "/" + ccwGroupDevLink)
+	if err != nil {
+		return ""
+	}
+	return path.Base(l)
+}
 
 // Group creates the qeth group device from its read, write and data devices.
 func (s Sys) Group(read, write, data string) error {
@@ -137,8 +200,15 @@ type Qeth struct {
 	Online bool
 	Layer2 int // -1 (not chosen yet), 0 or 1
 	Port   int
-	State  string
+	State  string // DOWN, HARDSETUP, SOFTSETUP, UP, ...
 }
+
+// Down reports whether the card is DOWN: only then can layer2 and portno
+// change. Offline but not DOWN means an online or offline is in flight.
+func (q Qeth) Down() bool { return q.State == "DOWN" || q.State == "" && !q.Online }
+
+// Changing reports whether an online or offline of the card is in flight.
+func (q Qeth) Changing() bool { return !q.Online && !q.Down() }
 
 // QethState reads online, layer2, portno and state of a group device.
 func (s Sys) QethState(busID string) (Qeth, error) {

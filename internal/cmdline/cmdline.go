@@ -5,6 +5,9 @@
 // errors (entry text, byte offset in the command line, reason). An invalid
 // entry is dropped whole; the valid ones still stand, so one typo does not
 // take every NIC of a partition offline.
+//
+// It also reads dpm-netconf's own boot parameters (BootOptions: turned off,
+// deadline) and the durations they and --timeout take (ParseDuration).
 package cmdline
 
 import (
@@ -12,7 +15,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // NIC is one valid entry of the NIC list.
@@ -109,51 +111,6 @@ func isSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
 }
 
-// Off is the kernel parameter that turns dpm-netconf off everywhere
-// (dracut hook, systemd unit, udev rule): dpm_netconf=0 (or no, off, false).
-const Off = "dpm_netconf"
-
-// TurnedOff reports whether the command line turns dpm-netconf off.
-func TurnedOff(cmdline string) bool {
-	off := false
-	for _, p := range Split(cmdline) {
-		if v, ok := strings.CutPrefix(p.Text, Off+"="); ok {
-			switch strings.ToLower(v) {
-			case "0", "no", "off", "false":
-				off = true
-			default:
-				off = false // the last one counts, as for other kernel parameters
-			}
-		}
-	}
-	return off
-}
-
-// TimeoutParam sets dpm-netconf's deadline from the kernel command line
-// (dpm_netconf.timeout=30s) where no --timeout flag is given.
-const TimeoutParam = Off + ".timeout"
-
-// Timeout returns the last dpm_netconf.timeout= value, if any.
-func Timeout(cmdline string) (time.Duration, bool, error) {
-	var (
-		d     time.Duration
-		found bool
-		err   error
-	)
-	for _, p := range Split(cmdline) {
-		if v, ok := strings.CutPrefix(p.Text, TimeoutParam+"="); ok {
-			found = true
-			if d, err = time.ParseDuration(v); err == nil && d <= 0 {
-				err = fmt.Errorf("must be positive")
-			}
-			if err != nil {
-				d, err = 0, fmt.Errorf("%s=%s at offset %d: %w", TimeoutParam, v, p.Offsets[0], err)
-			}
-		}
-	}
-	return d, found, err
-}
-
 // IsNICList reports whether a parameter is a nova-dpm NIC list: it starts
 // with 4 hex digits and a comma.
 func IsNICList(param string) bool {
@@ -216,6 +173,11 @@ func (l *List) add(entry string, offset int, seen map[uint16]NIC) {
 
 const entryForm = "<devno>,<port>[,<mac>]"
 
+// LastDevno is the highest devno an entry may name: a qeth NIC is the
+// triplet read, write, data = devno, devno+1, devno+2, and device numbers
+// end at ffff, so fffe and ffff would wrap around.
+const LastDevno = 0xfffd
+
 // parseEntry parses "<devno>,<port>[,<mac>]"; a non-empty message says why
 // the entry is invalid.
 func parseEntry(entry string) (NIC, string) {
@@ -229,6 +191,11 @@ func parseEntry(entry string) (NIC, string) {
 	devno, err := parseDevno(fields[0])
 	if err != "" {
 		return NIC{}, err
+	}
+	if devno > LastDevno {
+		d := int(devno)
+		return NIC{}, fmt.Sprintf("devno %04x leaves no room for its write and data devices (%04x, %04x, %04x): the last usable devno is %04x",
+			d, d, d+1, d+2, LastDevno)
 	}
 	if fields[1] != "0" && fields[1] != "1" {
 		return NIC{}, "port must be 0 or 1"

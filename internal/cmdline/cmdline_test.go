@@ -5,7 +5,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 )
 
 type nicWant struct {
@@ -75,6 +74,20 @@ func TestParse(t *testing.T) {
 			errs: []Error{{Entry: "0001,0,+20000000001", Offset: 0, Message: `mac "+20000000001" must be 12 hex digits or aa:bb:cc:dd:ee:ff`}}},
 		{name: "mac with dashes", cmdline: "0001,0,02-00-00-00-00-01;",
 			errs: []Error{{Entry: "0001,0,02-00-00-00-00-01", Offset: 0, Message: `mac "02-00-00-00-00-01" must be 12 hex digits or aa:bb:cc:dd:ee:ff`}}},
+		{name: "devno fffd is the last usable one", cmdline: "fffd,0;FFFD,0",
+			nics: []nicWant{{"fffd", 0, "", 0}}},
+		{name: "devno fffe wraps", cmdline: "0001,0;fffe,0;",
+			nics: []nicWant{{"0001", 0, "", 0}},
+			errs: []Error{{Entry: "fffe,0", Offset: 7, Message: "devno fffe leaves no room for its write and data devices (fffe, ffff, 10000): the last usable devno is fffd"}}},
+		{name: "devno FFFF wraps", cmdline: "x FFFF,1,0a0000000011 y",
+			errs: []Error{{Entry: "FFFF,1,0a0000000011", Offset: 2, Message: "devno ffff leaves no room for its write and data devices (ffff, 10000, 10001): the last usable devno is fffd"}}},
+		{name: "devno ffff with a bad port: the devno is reported", cmdline: "ffff,7;",
+			errs: []Error{{Entry: "ffff,7", Offset: 0, Message: "devno ffff leaves no room for its write and data devices (ffff, 10000, 10001): the last usable devno is fffd"}}},
+		{name: "devno fffe twice: two errors, no NIC", cmdline: "fffe,0;fffe,0;",
+			errs: []Error{
+				{Entry: "fffe,0", Offset: 0, Message: "devno fffe leaves no room for its write and data devices (fffe, ffff, 10000): the last usable devno is fffd"},
+				{Entry: "fffe,0", Offset: 7, Message: "devno fffe leaves no room for its write and data devices (fffe, ffff, 10000): the last usable devno is fffd"},
+			}},
 		{name: "same devno same values is one NIC", cmdline: "0001,0,020000000001;0001,0,02:00:00:00:00:01;",
 			nics: []nicWant{{"0001", 0, "02:00:00:00:00:01", 0}}},
 		{name: "same devno other values: first stands", cmdline: "0001,0;0001,1;",
@@ -117,44 +130,6 @@ func TestBusID(t *testing.T) {
 	}
 }
 
-func TestTurnedOff(t *testing.T) {
-	for s, want := range map[string]bool{
-		"0001,0;":                              false,
-		"dpm_netconf=0 0001,0;":                true,
-		"dpm_netconf=off":                      true,
-		"dpm_netconf=NO":                       true,
-		"dpm_netconf=1":                        false,
-		"dpm_netconf=0 dpm_netconf=1":          false,
-		"rd.dpm_netconf=0":                     false, // only the initramfs hook reads that one
-		`"dpm_netconf=0"`:                      true,
-		"xdpm_netconf=0 dpm_netconf.timeout=0": false,
-	} {
-		if got := TurnedOff(s); got != want {
-			t.Errorf("TurnedOff(%q) = %v, want %v", s, got, want)
-		}
-	}
-}
-
-func TestTimeout(t *testing.T) {
-	for _, tc := range []struct {
-		in    string
-		d     time.Duration
-		found bool
-		err   string
-	}{
-		{in: "0001,0;"},
-		{in: "dpm_netconf.timeout=15s 0001,0;", d: 15 * time.Second, found: true},
-		{in: "dpm_netconf.timeout=1m dpm_netconf.timeout=2s", d: 2 * time.Second, found: true},
-		{in: "ro dpm_netconf.timeout=soon", found: true, err: `dpm_netconf.timeout=soon at offset 3: time: invalid duration "soon"`},
-		{in: "dpm_netconf.timeout=-1s", found: true, err: "dpm_netconf.timeout=-1s at offset 0: must be positive"},
-	} {
-		d, found, err := Timeout(tc.in)
-		if d != tc.d || found != tc.found || (err == nil) != (tc.err == "") || (err != nil && err.Error() != tc.err) {
-			t.Errorf("Timeout(%q) = %v, %v, %v; want %v, %v, %q", tc.in, d, found, err, tc.d, tc.found, tc.err)
-		}
-	}
-}
-
 func TestIsNICList(t *testing.T) {
 	for s, want := range map[string]bool{
 		"0001,": true, "abcd,1": true, "0001": false, "0001;": false, "00g1,1": false, "=0001,1": false, "": false,
@@ -181,7 +156,7 @@ func TestErrorJSON(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"0001,1,0a0000000011;0004,0;", `x "0001,0;0002,1" y`, "0001,7;zzzz,1;", "0001,0,03:00:00:00:00:01",
-		"0001,0;0001,1;", "\"", "0001,0\"\" ;",
+		"0001,0;0001,1;", "\"", "0001,0\"\" ;", "fffd,0;fffe,1;FFFF,0,0a0000000011;",
 	} {
 		f.Add(s)
 	}
@@ -190,6 +165,9 @@ func FuzzParse(f *testing.F) {
 		seen := map[uint16]bool{}
 		var rebuilt []string
 		for _, n := range l.NICs {
+			if n.Devno > LastDevno {
+				t.Fatalf("devno %s accepted: its triplet wraps past ffff", n.DevnoString())
+			}
 			if seen[n.Devno] {
 				t.Fatalf("devno %s listed twice", n.DevnoString())
 			}

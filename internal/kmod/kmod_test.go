@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/kernelmodel"
 )
 
@@ -17,14 +19,14 @@ func TestLoadOrdersDependenciesAndSkipsLoaded(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := kernelmodel.New()
-	m.LoadModules("llc") // loaded earlier: /sys/module/llc exists, the file load answers EEXIST
+	m.LoadModules("llc") // loaded earlier: /sys/module/llc is live
 	var mu sync.Mutex
 	var order []string
-	l := &Loader{Root: root, FS: m, Insmod: func(path string) {
+	l := &Loader{Root: root, FS: m, Insmod: func(path string) error {
 		mu.Lock()
 		order = append(order, strings.TrimSuffix(filepath.Base(path), ".ko"))
 		mu.Unlock()
-		m.Insmod(path)
+		return m.Insmod(path)
 	}}
 	var wg sync.WaitGroup
 	for i := 0; i < 4; i++ { // NIC workers ask concurrently
@@ -66,7 +68,7 @@ func TestLoadOrdersDependenciesAndSkipsLoaded(t *testing.T) {
 func TestLoadSkipsLoadedModules(t *testing.T) {
 	m := kernelmodel.New()
 	m.LoadModules("ccwgroup", "qeth", "qeth_l2")
-	l := &Loader{Root: "/nonexistent", FS: m, Insmod: func(p string) { t.Errorf("loaded %s", p) }}
+	l := &Loader{Root: "/nonexistent", FS: m, Insmod: func(p string) error { t.Errorf("loaded %s", p); return nil }}
 	loaded, err := l.Load(Qeth...)
 	if err != nil || len(loaded) != 0 {
 		t.Errorf("Load = %v, %v; want nothing loaded", loaded, err)
@@ -75,14 +77,14 @@ func TestLoadSkipsLoadedModules(t *testing.T) {
 
 func TestLoadErrors(t *testing.T) {
 	root := t.TempDir()
-	l := &Loader{Root: root, FS: kernelmodel.New(), Insmod: func(string) {}}
+	l := &Loader{Root: root, FS: kernelmodel.New(), Insmod: func(string) error { return nil }}
 	if _, err := l.Load("qeth"); err == nil || !strings.Contains(err.Error(), "no kernel modules") {
 		t.Errorf("no lib/modules: err = %v", err)
 	}
 	if err := kernelmodel.WriteModulesTree(root, "6.1.0-test-s390x"); err != nil {
 		t.Fatal(err)
 	}
-	l = &Loader{Root: root, FS: kernelmodel.New(), Insmod: func(string) {}}
+	l = &Loader{Root: root, FS: kernelmodel.New(), Insmod: func(string) error { return nil }}
 	_, err := l.Load("no_such_module")
 	if err == nil || !strings.Contains(err.Error(), `load module no_such_module`) {
 		t.Errorf("unknown module: err = %v", err)
@@ -94,8 +96,32 @@ func TestLoadErrors(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "lib/modules/6.2.0-other"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	l = &Loader{Root: root, FS: kernelmodel.New(), Insmod: func(string) {}}
+	l = &Loader{Root: root, FS: kernelmodel.New(), Insmod: func(string) error { return nil }}
 	if _, err := l.Load("qeth"); err == nil || !strings.Contains(err.Error(), "holds 2 kernel releases") {
 		t.Errorf("two releases: err = %v", err)
+	}
+}
+
+// A module that udev is loading at the same moment answers EEXIST: that
+// is success; one that fails to load is an error naming the file and
+// errno.
+func TestLoadEEXISTIsSuccessOtherErrnosAreNot(t *testing.T) {
+	root := t.TempDir()
+	if err := kernelmodel.WriteModulesTree(root, "6.1.0-test-s390x"); err != nil {
+		t.Fatal(err)
+	}
+	l := &Loader{Root: root, FS: kernelmodel.New(), Insmod: func(string) error { return unix.EEXIST }}
+	if _, err := l.Load(Virtio...); err != nil {
+		t.Errorf("EEXIST: %v", err)
+	}
+	l = &Loader{Root: root, FS: kernelmodel.New(), Insmod: func(p string) error {
+		if strings.HasSuffix(p, "/failover.ko") {
+			return unix.ENOEXEC
+		}
+		return nil
+	}}
+	_, err := l.Load(Virtio...)
+	if err == nil || !strings.Contains(err.Error(), "load module virtio_net: finit_module failover.ko: ENOEXEC (exec format error)") {
+		t.Errorf("ENOEXEC: %v", err)
 	}
 }

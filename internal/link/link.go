@@ -1,16 +1,13 @@
-// Package link sets a network interface's MAC address over rtnetlink, by
-// ifindex, after checking that the interface sysfs named is the one netlink
-// has at that index: names race with udev's renames, indexes do not.
+// Package link reads and sets network interfaces over rtnetlink, by
+// ifindex (names race with udev's renames, indexes do not), and words the
+// kernel's and the adapter's answers to a MAC change.
 package link
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"sync"
-	"time"
 
 	"github.com/jsimonetti/rtnetlink/v2"
 	"github.com/mdlayher/netlink"
@@ -90,82 +87,10 @@ func (k *Kernel) Rename(index int, name string) error {
 	return err
 }
 
-// Sysfs is what sysfs says about a device's interface, read fresh on each
-// call: name and ifindex.
-type Sysfs func() (name string, index int, err error)
-
 // ErrNamespaceMismatch means sysfs and netlink describe different
 // interfaces at the same index for longer than a rename takes: the root
 // tree is not this network namespace's.
 var ErrNamespaceMismatch = errors.New("sysfs and netlink disagree on this interface")
-
-// Result says what SetMAC found and did.
-type Result struct {
-	Name    string
-	Index   int
-	Before  net.HardwareAddr
-	After   net.HardwareAddr
-	Changed bool
-}
-
-// SetMAC gives the interface that sysfs names the MAC mac. It looks the
-// interface up by index, and retries while the name netlink reports differs
-// from sysfs's (a rename by udev in flight); it gives up with
-// ErrNamespaceMismatch after settle has passed without agreement. After
-// setting, it reads the address back over netlink.
-func SetMAC(ctx context.Context, nl Netlink, sysfs Sysfs, mac net.HardwareAddr, settle time.Duration) (Result, error) {
-	var (
-		res        Result
-		disagreeAt time.Time
-		wait       = 5 * time.Millisecond
-	)
-	for {
-		name, index, err := sysfs()
-		if err != nil {
-			return res, err
-		}
-		l, err := nl.LinkByIndex(index)
-		if err != nil && !errors.Is(err, unix.ENODEV) {
-			return res, fmt.Errorf("netlink get link %d (%s): %s", index, name, errno.Words(err))
-		}
-		if err == nil && l.Name == name {
-			res = Result{Name: name, Index: index, Before: l.MAC}
-			break
-		}
-		got := "no link"
-		if err == nil {
-			got = "link " + l.Name
-		}
-		if disagreeAt.IsZero() {
-			disagreeAt = time.Now()
-		} else if time.Since(disagreeAt) > settle {
-			return res, fmt.Errorf("%w: sysfs has %s at index %d, netlink has %s there (is --root this network namespace's /sys?)",
-				ErrNamespaceMismatch, name, index, got)
-		}
-		select {
-		case <-ctx.Done():
-			return res, fmt.Errorf("%s at index %d: waiting for sysfs and netlink to agree (netlink has %s): %w", name, index, got, ctx.Err())
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 100*time.Millisecond)
-	}
-	if bytes.Equal(res.Before, mac) {
-		res.After = res.Before
-		return res, nil
-	}
-	if err := nl.SetHardwareAddr(res.Index, mac); err != nil {
-		return res, &MACError{Name: res.Name, Index: res.Index, MAC: mac, Err: err}
-	}
-	l, err := nl.LinkByIndex(res.Index)
-	if err != nil {
-		return res, fmt.Errorf("netlink get link %d (%s) after setting MAC: %s", res.Index, res.Name, errno.Words(err))
-	}
-	res.After, res.Changed = l.MAC, true
-	if !bytes.Equal(l.MAC, mac) {
-		return res, fmt.Errorf("set MAC of %s (index %d): the kernel accepted %s but reports %s", res.Name, res.Index, mac, l.MAC)
-	}
-	return res, nil
-}
 
 // MACError is a MAC change the kernel or the adapter refused.
 type MACError struct {
@@ -177,19 +102,46 @@ type MACError struct {
 
 func (e *MACError) Error() string {
 	msg := fmt.Sprintf("set MAC of %s (index %d) to %s: netlink RTM_SETLINK: %s", e.Name, e.Index, e.MAC, errno.Words(e.Err))
-	switch {
-	case errors.Is(e.Err, unix.EADDRNOTAVAIL), errors.Is(e.Err, unix.EPERM):
-		msg += ": the adapter rejected the address (not authorised for user-chosen MACs, or not a valid unicast address)"
-	case errors.Is(e.Err, unix.EEXIST):
-		msg += ": the adapter reports the address as already in use on this port"
-	case errors.Is(e.Err, unix.ENOSPC):
-		msg += ": the adapter's MAC table is full"
-	case errors.Is(e.Err, unix.EOPNOTSUPP):
-		msg += ": this device type does not allow changing its MAC"
-	case errors.Is(e.Err, unix.EBUSY):
-		msg += ": the interface is busy (a driver that cannot change the MAC while up)"
+	if h := macHint(e.Err); h != "" {
+		msg += ": " + h
 	}
 	return msg
+}
+
+// macHints say what the kernel's answers to a MAC change usually mean. The
+// qeth driver (qeth_l2_setdelmac_makerc) answers the adapter's "duplicate"
+// with EADDRINUSE since Linux 5.7 and EEXIST up to 5.6, its "not
+// authorised by the hypervisor or adapter" with EADDRNOTAVAIL since 5.7 and
+// EPERM up to 5.6; the kernel's own check of the address (zero or
+// multicast) is EADDRNOTAVAIL too.
+var macHints = []struct {
+	errno unix.Errno
+	hint  string
+}{
+	{unix.EADDRINUSE, macInUse},
+	{unix.EEXIST, macInUse},
+	{unix.EADDRNOTAVAIL, macNotAllowed},
+	{unix.EPERM, macNotAllowed + "; or dpm-netconf lacks CAP_NET_ADMIN"},
+	{unix.ENOSPC, "the adapter's MAC address table is full (too many addresses registered on this port)"},
+	{unix.EOPNOTSUPP, "this device type does not allow changing its MAC (qeth on an OSM or OSX CHPID, an adapter without the set-MAC command, virtio-net with the failover standby feature)"},
+	{unix.EIO, "the adapter refused the command with a return code the qeth driver has no specific errno for"},
+	{unix.EBUSY, "the interface is busy (a driver that cannot change the MAC while up)"},
+}
+
+const (
+	macInUse      = "the address is already registered on this adapter port (another NIC, or another partition)"
+	macNotAllowed = "the adapter or hypervisor does not allow this address (user-chosen MACs not authorised, or not a locally administered unicast address)"
+)
+
+// macHint says what an error from setting a MAC usually means, or "" when
+// there is nothing to add to the errno.
+func macHint(err error) string {
+	for _, h := range macHints {
+		if errors.Is(err, h.errno) {
+			return h.hint
+		}
+	}
+	return ""
 }
 
 func (e *MACError) Unwrap() error { return e.Err }

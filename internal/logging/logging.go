@@ -1,6 +1,12 @@
 // Package logging writes dpm-netconf's log lines to the kernel log
 // (/dev/kmsg, so they land in dmesg, on the console of an early-userspace
 // boot and in the journal) and to stderr.
+//
+// /dev/kmsg limits each open file to a burst of 10 records per 5 s unless
+// the kernel command line has printk.devkmsg=on (kernel/printk/printk.c,
+// devkmsg_write): a boot with 12 NICs would lose most of its summary
+// lines. Like dracut's own logging, the Logger opens /dev/kmsg for each
+// line, so every line starts a fresh limit.
 package logging
 
 import (
@@ -22,33 +28,69 @@ const (
 // (LOG_LINE_MAX), which would otherwise reject the write with EINVAL.
 const kmsgMax = 900
 
-// Logger is safe for concurrent use; each call writes whole lines.
-type Logger struct {
-	mu      sync.Mutex
-	stderr  io.Writer
-	kmsg    io.WriteCloser
-	verbose bool
+// Options say where a Logger writes.
+type Options struct {
+	// Root holds dev/kmsg ("/" live).
+	Root string
+	// Stderr gets every line too (nil: nowhere).
+	Stderr io.Writer
+	// Verbose adds debug lines.
+	Verbose bool
+	// Tag names the command in every line ("apply", "setmac"), so the
+	// unit's work and the udev rule's are told apart in one log.
+	Tag string
+	// Kmsg opens the kernel log for one record; nil opens <Root>/dev/kmsg.
+	Kmsg func() (io.WriteCloser, error)
+	// Journal: stderr is already the journal (systemd's JOURNAL_STREAM),
+	// which also reads the kernel log; writing both would log every line
+	// twice.
+	Journal bool
 }
 
-// New logs to stderr and, when it can be opened for writing, to
-// <root>/dev/kmsg.
-func New(root string, stderr io.Writer, verbose bool) *Logger {
-	l := &Logger{stderr: stderr, verbose: verbose}
-	if f, err := os.OpenFile(strings.TrimSuffix(root, "/")+"/dev/kmsg", os.O_WRONLY, 0); err == nil {
-		l.kmsg = f
+// Logger is safe for concurrent use; each call writes whole lines.
+type Logger struct {
+	mu     sync.Mutex
+	o      Options
+	prefix string
+}
+
+// New returns a Logger for the options.
+func New(o Options) *Logger {
+	if o.Stderr == nil {
+		o.Stderr = io.Discard
 	}
-	return l
+	if o.Kmsg == nil {
+		name := strings.TrimSuffix(o.Root, "/") + "/dev/kmsg"
+		o.Kmsg = func() (io.WriteCloser, error) { return os.OpenFile(name, os.O_WRONLY, 0) }
+	}
+	prefix := "dpm-netconf: "
+	if o.Tag != "" {
+		prefix += o.Tag + ": "
+	}
+	return &Logger{o: o, prefix: prefix}
+}
+
+// UnderJournal reports whether stderr is systemd's journal stream: systemd
+// sets JOURNAL_STREAM to the device and inode of the stream it connected.
+func UnderJournal(stderr *os.File) bool {
+	v := os.Getenv("JOURNAL_STREAM")
+	if v == "" || stderr == nil {
+		return false
+	}
+	fi, err := stderr.Stat()
+	if err != nil {
+		return false
+	}
+	return journalStreamMatches(v, fi)
 }
 
 // Discard is a Logger that writes nowhere (benchmarks).
-func Discard() *Logger { return &Logger{stderr: io.Discard} }
-
-// Close closes /dev/kmsg.
-func (l *Logger) Close() {
-	if l.kmsg != nil {
-		l.kmsg.Close()
-	}
+func Discard() *Logger {
+	return &Logger{o: Options{Stderr: io.Discard, Kmsg: func() (io.WriteCloser, error) { return nil, os.ErrNotExist }}}
 }
+
+// Close is kept for callers that defer it; nothing stays open.
+func (l *Logger) Close() {}
 
 // Infof logs a step.
 func (l *Logger) Infof(format string, args ...any) { l.log(prioInfo, format, args...) }
@@ -58,7 +100,7 @@ func (l *Logger) Errorf(format string, args ...any) { l.log(prioErr, format, arg
 
 // Debugf logs only with -v.
 func (l *Logger) Debugf(format string, args ...any) {
-	if l.verbose {
+	if l.o.Verbose {
 		l.log(prioDbg, format, args...)
 	}
 }
@@ -68,19 +110,23 @@ func (l *Logger) log(prio int, format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, line := range strings.Split(msg, "\n") {
-		prefix := "dpm-netconf: "
+		text := l.prefix
 		if prio == prioErr {
-			prefix += "error: "
+			text += "error: "
 		}
-		fmt.Fprintf(l.stderr, "%s%s\n", prefix, line)
-		if l.kmsg != nil {
-			rec := fmt.Sprintf("<%d>dpm-netconf: %s", prio, line)
-			if len(rec) > kmsgMax {
-				rec = rec[:kmsgMax] + "..."
-			}
-			// One write is one record; a failure here must not stop the boot
-			// (stderr still has the line).
-			_, _ = io.WriteString(l.kmsg, rec+"\n")
+		text += line
+		fmt.Fprintf(l.o.Stderr, "%s\n", text)
+		if l.o.Journal {
+			continue
+		}
+		rec := fmt.Sprintf("<%d>%s", prio, text)
+		if len(rec) > kmsgMax {
+			rec = rec[:kmsgMax] + "..."
+		}
+		// A failure here must not stop the boot (stderr still has the line).
+		if f, err := l.o.Kmsg(); err == nil {
+			_, _ = io.WriteString(f, rec+"\n") // one write is one record
+			f.Close()
 		}
 	}
 }

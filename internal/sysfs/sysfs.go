@@ -24,6 +24,9 @@ type FS interface {
 	ReadDir(name string) ([]string, error)
 	// Exists reports whether a path exists.
 	Exists(name string) bool
+	// ReadLink returns the target of a symbolic link (a device's "driver"
+	// or "group_device" link), as the kernel wrote it (relative).
+	ReadLink(name string) (string, error)
 }
 
 // Root is the system's files below a root directory: "/" on a live system,
@@ -70,6 +73,9 @@ func (r Root) Exists(name string) bool {
 	_, err := os.Stat(r.path(name))
 	return err == nil
 }
+
+// ReadLink implements FS.
+func (r Root) ReadLink(name string) (string, error) { return os.Readlink(r.path(name)) }
 
 // ReadString returns a file's contents without the trailing newline.
 func ReadString(f FS, name string) (string, error) {

@@ -1,0 +1,335 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/ccw"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/cmdline"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/errno"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/uevent"
+)
+
+// A step is one part of a NIC's configuration, held as data: how to read
+// its state, the one write that moves it on, and what the state means.
+type step struct {
+	name string
+	// observe reads the state the step is about. It never writes.
+	observe func(w *worker) observation
+	// act is the step's one write. It runs only when observe found the
+	// step neither done nor busy.
+	act func(ctx context.Context, w *worker) error
+	// ambiguous errors may come from another actor's change that is not
+	// visible yet (a group being created by zdev answers EINVAL before its
+	// directory exists): they are retried a few times before being
+	// reported.
+	ambiguous func(err error) bool
+	// expired says why the step was not done by the deadline (nil: the
+	// generic "deadline reached" message).
+	expired func(w *worker, o observation) error
+}
+
+// An observation is what a step's read found.
+type observation struct {
+	done bool // nothing left to do
+	// busy: a change is in flight (the kernel's own work, another actor,
+	// a driver registering) or there is nothing to write but waiting
+	// (a device not there yet). The worker waits and does not write.
+	busy bool
+	// conflict: the system holds another configuration than the list's.
+	// It is left as it is and reported.
+	conflict error
+	// note says what was seen (for -v logs and deadline messages).
+	note string
+}
+
+// ambiguousRetries bounds how often an ambiguous error is retried.
+const ambiguousRetries = 3
+
+// worker configures one NIC.
+type worker struct {
+	cfg  *Config
+	sys  ccw.Sys
+	nic  cmdline.NIC
+	mode mode
+	ids  [3]string // read, write, data (write and data only matter for qeth)
+
+	wake     chan struct{}
+	finished chan struct{}
+
+	mu       sync.Mutex
+	kind     string
+	step     string
+	done     []string
+	iface    string
+	err      error
+	inFlight bool // a slow write is under way
+
+	// Set before the workers start (plan).
+	planErr  error
+	freed    bool // the read device was freed from cio_ignore
+	freedWD  bool // write and data were freed
+	loaded   bool // this worker asked for its modules
+	macSince time.Time
+	macSeen  string // the interface's MAC before we set it
+}
+
+func newWorker(cfg *Config, n cmdline.NIC, md mode) *worker {
+	w := &worker{
+		cfg: cfg, sys: ccw.Sys{FS: cfg.FS}, nic: n, mode: md,
+		wake: make(chan struct{}, 1), finished: make(chan struct{}),
+		kind: KindMissing, step: "free",
+	}
+	w.ids[0] = n.BusID()
+	// Entries whose triplet would wrap past ffff are refused by the parser;
+	// a devno near the end still gets distinct ids here.
+	for i := 1; i < 3; i++ {
+		w.ids[i] = cmdline.BusID(n.Devno + uint16(i))
+	}
+	return w
+}
+
+func (w *worker) busID() string { return w.ids[0] }
+
+func (w *worker) set(f func()) {
+	w.mu.Lock()
+	f()
+	w.mu.Unlock()
+}
+
+func (w *worker) setKind(k string) { w.set(func() { w.kind = k }) }
+
+func (w *worker) getKind() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.kind
+}
+
+// did records an action for the report and logs it.
+func (w *worker) did(action, format string, args ...any) {
+	w.set(func() {
+		if !slices.Contains(w.done, action) { // freeing read, then write+data, is one "free"
+			w.done = append(w.done, action)
+		}
+	})
+	w.cfg.Log.Infof("%s: %s", w.busID(), fmt.Sprintf(format, args...))
+}
+
+// poke wakes the worker; it never blocks (one pending wake is enough).
+func (w *worker) poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *worker) run(ctx context.Context) {
+	defer close(w.finished)
+	err := w.configure(ctx)
+	w.set(func() { w.err = err })
+}
+
+func (w *worker) configure(ctx context.Context) error {
+	if w.planErr != nil {
+		return w.planErr
+	}
+	first := findStep
+	if w.mode == modeSetMAC {
+		first = identifyStep
+	}
+	if err := w.runStep(ctx, first); err != nil {
+		return err
+	}
+	var steps []step
+	switch k := w.getKind(); {
+	case w.mode == modeSetMAC:
+		steps = setMACSteps
+	case k == KindQeth:
+		steps = qethSteps
+	default:
+		steps = virtioSteps
+	}
+	for _, s := range steps {
+		if err := w.runStep(ctx, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runStep is observe → act → verify until the step is done, fails, or
+// the deadline comes.
+func (w *worker) runStep(ctx context.Context, s step) error {
+	w.set(func() { w.step = s.name })
+	bo := backoff{next: 2 * time.Millisecond, max: 200 * time.Millisecond}
+	var (
+		last      observation
+		actErr    error
+		ambiguous int
+	)
+	for {
+		o := s.observe(w)
+		last = o
+		switch {
+		case o.conflict != nil:
+			return o.conflict
+		case o.done:
+			if actErr != nil {
+				w.cfg.Log.Debugf("%s: %s: done by another actor (our write got %s)", w.busID(), s.name, errno.Words(actErr))
+			}
+			return nil
+		case actErr != nil:
+			// The write failed and the state is not the wanted one.
+			switch {
+			case errors.Is(actErr, unix.EAGAIN),
+				o.busy && transientWhileBusy(actErr):
+				w.cfg.Log.Debugf("%s: %s: %s while a change is in flight (%s): again", w.busID(), s.name, errno.Words(actErr), o.note)
+			case s.ambiguous != nil && s.ambiguous(actErr) && ambiguous < ambiguousRetries:
+				ambiguous++
+				w.cfg.Log.Debugf("%s: %s: %s, read again", w.busID(), s.name, errno.Words(actErr))
+			default:
+				return actErr
+			}
+			actErr = nil
+		case !o.busy:
+			err := s.act(ctx, w)
+			if ctx.Err() != nil && err != nil {
+				return w.deadline(ctx, s, last)
+			}
+			actErr = err
+			continue // verify at once: read again
+		}
+		if err := w.wait(ctx, &bo); err != nil {
+			return w.deadline(ctx, s, last)
+		}
+	}
+}
+
+// transientWhileBusy: answers that only mean "not now" while the state
+// shows a change in flight.
+func transientWhileBusy(err error) bool {
+	for _, e := range []error{unix.EBUSY, unix.EINVAL, unix.ENOENT, unix.EPERM, unix.ENODEV} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *worker) deadline(ctx context.Context, s step, o observation) error {
+	if s.expired != nil {
+		if err := s.expired(w, o); err != nil {
+			return err
+		}
+	}
+	msg := fmt.Sprintf("deadline reached (%v) while at step %s", ctx.Err(), s.name)
+	if o.note != "" {
+		msg += ": " + o.note
+	}
+	return errors.New(msg)
+}
+
+// wait returns when a kernel event concerns the NIC, the backoff's safety
+// poll expires, or the deadline comes.
+func (w *worker) wait(ctx context.Context, bo *backoff) error {
+	t := time.NewTimer(bo.step())
+	defer t.Stop()
+	select {
+	case <-w.wake:
+		return nil
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// backoff is the safety poll between kernel events: fast for a change that
+// is nearly there, cheap for one that never comes. It is the only retry
+// timing in dpm-netconf.
+type backoff struct{ next, max time.Duration }
+
+func (b *backoff) step() time.Duration {
+	d := b.next
+	b.next = min(2*b.next, b.max)
+	return d
+}
+
+// report is the NIC's outcome so far.
+func (w *worker) report(ctx context.Context) Report {
+	r := Report{Devno: w.nic.DevnoString(), BusID: w.busID(), Port: w.nic.Port}
+	if w.nic.MAC != nil {
+		r.MAC = w.nic.MAC.String()
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	r.Kind = w.kind
+	r.Done = append([]string{}, w.done...)
+	r.Interface = w.iface
+	finished := false
+	select {
+	case <-w.finished:
+		finished = true
+	default:
+	}
+	switch {
+	case finished && w.err == nil:
+		r.OK = true
+	case finished && !w.inFlight:
+		r.Step, r.Error = w.step, w.err.Error()
+	default:
+		// A write is still blocked in the kernel (it goes on and may
+		// still succeed), or the worker did not return in the grace.
+		r.Step, r.InProgress = w.step, true
+		r.Error = fmt.Sprintf("deadline reached (%v) while at step %s; the kernel is still working on it", ctx.Err(), w.step)
+	}
+	return r
+}
+
+// dispatch fans kernel events out to the workers whose devices they name;
+// an event naming no device (a module, a driver) wakes every worker.
+func dispatch(src uevent.Source, ws []*worker) (stop func()) {
+	if src == nil {
+		return func() {}
+	}
+	byID := map[string][]*worker{}
+	for _, w := range ws {
+		for _, id := range w.ids {
+			byID[id] = append(byID[id], w)
+		}
+	}
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case e, ok := <-src.Events():
+				if !ok {
+					return
+				}
+				ids := e.BusIDs()
+				if len(ids) == 0 {
+					for _, w := range ws {
+						w.poke()
+					}
+				}
+				for _, id := range ids {
+					for _, w := range byID[id] {
+						w.poke()
+					}
+				}
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() { close(quit); wg.Wait() }
+}
