@@ -302,4 +302,3 @@ func TestSummaryLinesReachTheKernelLog(t *testing.T) {
 		t.Errorf("one open file kept %d of 13 records: the model does not rate-limit", n)
 	}
 }
-

@@ -114,4 +114,3 @@ func TestMACErrorHints(t *testing.T) {
 		}
 	}
 }
-
