@@ -27,7 +27,6 @@ var (
 	setMACSteps  = []step{interfaceStep, macStep}
 	notAnOSA     = "not an OSA (" + ccw.CUTypeOSA + "), HiperSockets (" + ccw.CUTypeIQD + ") or virtio-net (" + ccw.CUTypeVirtio + ") device"
 	errNoDriver  = errors.New("driver not registered")
-	errNoNetdev  = errors.New("no network interface yet")
 	freeDeadline = "device %s not found by the deadline (not in /sys/bus/ccw/devices%s): is the devno right and the device attached to this partition?"
 )
 
