@@ -58,8 +58,9 @@ package kernelmodel
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -255,28 +256,15 @@ func (m *Model) SetGroupState(readBusID string, layer2, port int, online bool) {
 	}
 }
 
-func (m *Model) sortedDevs() []*ccwDev {
-	ids := make([]string, 0, len(m.devs))
-	for id := range m.devs {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	out := make([]*ccwDev, len(ids))
-	for i, id := range ids {
-		out[i] = m.devs[id]
-	}
-	return out
-}
+func (m *Model) sortedDevs() []*ccwDev  { return sortedValues(m.devs) }
+func (m *Model) sortedGroups() []*group { return sortedValues(m.groups) }
 
-func (m *Model) sortedGroups() []*group {
-	ids := make([]string, 0, len(m.groups))
-	for id := range m.groups {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	out := make([]*group, len(ids))
-	for i, id := range ids {
-		out[i] = m.groups[id]
+// sortedValues orders a map's values by key, so the model's answers do not
+// depend on map order.
+func sortedValues[V any](m map[string]V) []V {
+	out := make([]V, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, m[k])
 	}
 	return out
 }
