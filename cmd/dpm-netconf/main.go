@@ -50,13 +50,15 @@ type options struct {
 	sequential bool
 }
 
-const usage = `usage: dpm-netconf [flags] [apply | plan | status | setmac DEVICE | version]
+const usage = `usage: dpm-netconf [flags] [apply [DEVICE] | plan | status | setmac DEVICE | version]
 
 Configures the NICs listed on the kernel command line by OpenStack's DPM driver
 ("<devno>,<port>[,<mac>];..."): frees, groups, layer2, portno, online, MAC.
 
 commands:
   apply          configure every listed NIC (the default)
+  apply DEVICE   configure only the listed NIC DEVICE belongs to (DEVICE as for
+                 setmac; also its write or data device); unlisted: exit 0
   plan           parse and validate, print what apply would do, change nothing
   status         show each listed NIC's state against the list
   setmac DEVICE  set only the MAC of one listed NIC; DEVICE is a sysfs path as
@@ -117,15 +119,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			cmd, pos = pos[0], pos[1:]
 		}
 	}
-	wantArgs := map[string]int{"apply": 0, "plan": 0, "status": 0, "version": 0, "setmac": 1}
+	wantArgs := map[string][2]int{"apply": {0, 1}, "plan": {0, 0}, "status": {0, 0}, "version": {0, 0}, "setmac": {1, 1}}
 	n, known := wantArgs[cmd]
 	switch {
 	case !known:
 		fmt.Fprintf(stderr, "dpm-netconf: unknown command %q\n", cmd)
 		fs.Usage()
 		return exitUsage
-	case len(pos) != n:
-		fmt.Fprintf(stderr, "dpm-netconf: %s takes %d argument(s), got %d: %q\n", cmd, n, len(pos), pos)
+	case len(pos) < n[0] || len(pos) > n[1]:
+		want := fmt.Sprint(n[0])
+		if n[1] != n[0] {
+			want = fmt.Sprintf("%d or %d", n[0], n[1])
+		}
+		fmt.Fprintf(stderr, "dpm-netconf: %s takes %s argument(s), got %d: %q\n", cmd, want, len(pos), pos)
 		return exitUsage
 	}
 	if cmd == "version" {
@@ -166,16 +172,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	o.timeout, timeoutFrom = boot.Deadline(o.timeout, timeoutSet)
 	log.Debugf("deadline %v (%s)", o.timeout, timeoutFrom)
 	var nics []cmdline.NIC
-	if cmd == "setmac" {
-		// setmac answers for the one NIC udev asked about: not for the
-		// list's invalid entries (apply and plan report those), and not
-		// for interfaces that are no DPM NIC.
-		nic, ok, why := apply.ForDevice(list, pos[0])
+	if len(pos) == 1 {
+		// setmac and apply DEVICE answer for the one NIC they were asked
+		// about (udev runs them per device): not for the list's invalid
+		// entries (apply and plan report those), and not for devices that
+		// are no listed DPM NIC.
+		nic, ok, why := apply.ForDevice(list, pos[0], cmd == "apply")
 		if !ok {
 			log.Debugf("%s", why)
 			return exitOK
 		}
-		if nic.MAC == nil {
+		if cmd == "setmac" && nic.MAC == nil {
 			log.Debugf("%s is listed without a MAC: nothing to do", nic.BusID())
 			return exitOK
 		}

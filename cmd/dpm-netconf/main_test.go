@@ -58,7 +58,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"dpm-netconf", "frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"dpm-netconf", "--bogus"}, "flag provided but not defined: -bogus"},
 		{[]string{"dpm-netconf", "setmac"}, "setmac takes 1 argument(s), got 0"},
-		{[]string{"dpm-netconf", "apply", "extra"}, "apply takes 0 argument(s), got 1"},
+		{[]string{"dpm-netconf", "apply", "0001", "extra"}, "apply takes 0 or 1 argument(s), got 2"},
 		{[]string{"dpm-netconf", "plan", "--cmdline", "/nonexistent/cmdline"}, "read command line: open /nonexistent/cmdline: no such file or directory"},
 		{[]string{"dpm-netconf", "--root", "/nonexistent", "apply"}, "read kernel command line: open /nonexistent/proc/cmdline"},
 		{[]string{"dpm-netconf", "--timeout", "0s"}, `invalid value "0s" for flag -timeout`},
@@ -231,5 +231,30 @@ func TestSetmacAlias(t *testing.T) {
 	r = runWith(t, "", "dpm-netconf", "setmac", "/devices/css0/0.0.0000/0.0.0001/virtio0/net/eth0", "--root", root, "--timeout", "5s")
 	if r.code != 1 || !strings.Contains(r.stderr, "dpm-netconf: setmac: error: 0.0.0001: FAILED at mac: sysfs and netlink disagree") {
 		t.Errorf("setmac = %+v", r)
+	}
+}
+
+// apply DEVICE configures the one listed NIC the device belongs to (its
+// read device, its write or data device, its interface); an unlisted one
+// is nothing to do, silently, whatever else the list holds.
+func TestApplyOneDevice(t *testing.T) {
+	root := newTree(t, "0001,0;0100,0;0002,9;")
+	for _, dev := range []string{"0001", "0.0.0001", "/devices/css0/0.0.0000/0.0.0001", "/devices/css0/0.0.0000/0.0.0001/virtio0/net/eth0"} {
+		r := runWith(t, "", "dpm-netconf", "apply", dev, "--root", root, "--timeout", "2s")
+		if r.code != 0 || !strings.Contains(r.stderr, "dpm-netconf: apply: 0.0.0001: ok: virtio eth0") || strings.Contains(r.stderr, "0.0.0100") || strings.Contains(r.stderr, "0002,9") {
+			t.Errorf("apply %s = %+v", dev, r)
+		}
+	}
+	// The write device of listed 0100 names it (a udev event of any of a
+	// qeth NIC's devices): it is missing here, so that fails, alone.
+	r := runWith(t, "", "dpm-netconf", "apply", "/devices/css0/0.0.0007/0.0.0101", "--root", root, "--timeout", "200ms")
+	if r.code != 1 || !strings.Contains(r.stderr, "0.0.0100: FAILED at free") || strings.Contains(r.stderr, "0.0.0001") {
+		t.Errorf("apply of 0100's write device = %+v", r)
+	}
+	for _, dev := range []string{"0.0.0009", "/devices/virtual/net/lo", "/devices/pci0000:00/0000:00:03.0/virtio0/net/eth0"} {
+		r := runWith(t, "", "dpm-netconf", "apply", dev, "--root", root, "--timeout", "2s")
+		if r.code != 0 || r.stderr != "" {
+			t.Errorf("apply of unlisted %s = %+v", dev, r)
+		}
 	}
 }
