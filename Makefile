@@ -4,13 +4,22 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
-FUZZTIME ?= 20s
+FUZZTIME ?= 10s
 # Downloads and builds that later runs reuse (the kernel, the u-root image).
 CACHE ?= $(CURDIR)/.cache
 KERNEL ?= $(CACHE)/kernel/current
 UIMAGE ?= $(CACHE)/uimage/dpm-netconf-s390x.cpio
-GO_SOURCES := $(shell git ls-files '*.go' 2>/dev/null | grep -v '^vmtests/') go.mod go.sum
-UNIT_PKGS = $$($(GO) list ./... | grep -v /vmtests)
+# Two Go modules: the product (go.mod here: only what the binary links) and
+# the image-building and VM-test tooling (vmtests/go.mod: u-root, mkuimage,
+# hugelgupf/vmtest, ...; it uses this tree's product through a replace).
+# The product's sources (tracked or new, not deleted), for the image.
+GO_SOURCES := $(wildcard $(shell git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null | grep -v '^vmtests/')) go.mod go.sum
+TOOLING_MOD := vmtests/go.mod vmtests/go.sum
+UNIT_PKGS = $$($(GO) list ./...)
+# The tooling module's packages that run on the host: all but the VM tests
+# themselves (package vmtests boots guests; make vmtest runs it). -v: the
+# in-guest tests skip here, and their reasons should be seen.
+TOOLING_UNIT_PKGS = $$($(GO) list ./... | grep -v '/vmtests$$')
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # make install: where things go (DESTDIR for an image's root).
@@ -25,10 +34,10 @@ SUBST = sed 's|@BINDIR@|$(BINDIR)|g'
 help:
 	@echo "make build       static binaries bin/dpm-netconf-{amd64,s390x}"
 	@echo "make test        everything CI runs: lint, unit tests (amd64 and s390x under qemu-user), fuzzing, VM tests"
-	@echo "make unit        unit tests on this machine (root: also the netlink tests)"
+	@echo "make unit        unit tests on this machine (root: also the netlink tests), both modules"
 	@echo "make test-s390x  unit tests cross-built for s390x, run under qemu-s390x-static (big-endian)"
-	@echo "make fuzz        fuzz the command-line parser for FUZZTIME (default 20s)"
-	@echo "make lint        gofmt, go vet, staticcheck"
+	@echo "make fuzz        fuzz the parsers (NIC list, durations, uevents) for FUZZTIME each (default 10s)"
+	@echo "make lint        gofmt, go vet, staticcheck (both modules)"
 	@echo "make bench       the benchmarks in README's performance section"
 	@echo "make kernel      fetch Debian's current s390x kernel into $(CACHE)/kernel"
 	@echo "make uimage      the s390x u-root image with dpm-netconf as uinit (KERNEL=dir of an unpacked kernel)"
@@ -65,6 +74,7 @@ test: lint unit test-s390x fuzz vmtest vmtest-dracut
 
 unit:
 	$(GO) test -race -count=1 $(UNIT_PKGS)
+	cd vmtests && $(GO) test -race -count=1 -v $(TOOLING_UNIT_PKGS) | grep -v '^=== '; exit $${PIPESTATUS[0]}
 
 test-s390x:
 	CGO_ENABLED=0 GOARCH=s390x $(GO) test -count=1 -exec qemu-s390x-static $(UNIT_PKGS)
@@ -73,15 +83,15 @@ deps:
 	@vmtests/install-deps.sh
 
 demo: deps kernel uimage
-	$(GO) run ./vmtests/demo -kernel $(KERNEL) -image $(UIMAGE) -console $(CACHE)/demo-console.log
+	cd vmtests && $(GO) run ./demo -kernel $(abspath $(KERNEL)) -image $(abspath $(UIMAGE)) -console $(abspath $(CACHE))/demo-console.log
 
 kernel:
 	@vmtests/fetch-kernel.sh $(CACHE) >/dev/null
 
 uimage: $(UIMAGE)
 
-$(UIMAGE): $(GO_SOURCES) uroot/build.sh $(KERNEL)/release
-	uroot/build.sh $(KERNEL) $@
+$(UIMAGE): $(GO_SOURCES) $(TOOLING_MOD) uroot/build.sh $(KERNEL)/release
+	VERSION=$(VERSION) uroot/build.sh $(KERNEL) $@
 
 $(KERNEL)/release:
 	@vmtests/fetch-kernel.sh $(CACHE) >/dev/null
@@ -100,20 +110,25 @@ vmtest-osa:
 vmtest: deps kernel uimage
 	rm -rf $(CACHE)/tmp && mkdir -p $(CACHE)/tmp
 	@echo "vmtest: test log in $(CACHE)/vmtest.log, Hercules and distro guest consoles in $(CACHE)/consoles"
-	cd vmtests && TMPDIR=$(CACHE)/tmp DPM_KERNEL_DIR=$(KERNEL) DPM_UIMAGE=$(UIMAGE) \
-		DPM_CONSOLE_DIR=$(CACHE)/consoles DPM_DISTRO_IMAGE=$(DPM_DISTRO_IMAGE) $(GO) test -count=1 -v -timeout 40m $(or $(VMTEST_ARGS),-skip TestDistro) . 2>&1 | tee $(CACHE)/vmtest.log | grep -v 'devices.go:[0-9]*: ' ; \
-		st=$${PIPESTATUS[0]}; rm -rf $(CACHE)/tmp; exit $$st
+	cd vmtests && TMPDIR=$(abspath $(CACHE))/tmp DPM_KERNEL_DIR=$(abspath $(KERNEL)) DPM_UIMAGE=$(abspath $(UIMAGE)) \
+		DPM_CONSOLE_DIR=$(abspath $(CACHE))/consoles DPM_DISTRO_IMAGE=$(DPM_DISTRO_IMAGE) $(GO) test -count=1 -v -timeout 40m $(or $(VMTEST_ARGS),-skip TestDistro) . 2>&1 | tee $(abspath $(CACHE))/vmtest.log | grep -v 'devices.go:[0-9]*: ' ; \
+		st=$${PIPESTATUS[0]}; rm -rf $(abspath $(CACHE))/tmp; exit $$st
 
+# Every parser of outside input: the NIC list, durations, kernel events.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/cmdline/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseDuration$$' -fuzztime $(FUZZTIME) ./internal/cmdline/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/uevent/
 
 lint:
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+	@out=$$(gofmt -l $(wildcard $(shell git ls-files --cached --others --exclude-standard '*.go'))); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	cd vmtests && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 5x ./internal/apply/
+	$(GO) test -run '^$$' -bench Apply -benchtime 5x ./internal/apply/
+	$(GO) test -run '^$$' -bench WakeOnEvent -benchtime 200x ./internal/apply/
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./internal/ccw/
 
 clean:

@@ -5,8 +5,15 @@
 # qeth, qeth_l2, virtio_net and their dependencies from modules.dep) with
 # modules.dep, modules.builtin and modules.order, under /lib/modules/<release>.
 #   usage: build.sh KERNEL_DIR OUT.cpio [extra u-root args...]
+# (u-root runs in vmtests/: give paths in extra args absolute)
 # KERNEL_DIR is an unpacked kernel package (root/lib/modules/<release>), as
-# `make kernel` leaves it.
+# `make kernel` leaves it. VERSION (default: git describe) is the binary's
+# version, as `make build` sets it.
+#
+# Two modules: dpm-netconf is built from the product's module (go.mod at the
+# top: only what the binary links), static, as `make build` builds it, and
+# goes into the image as /bin/dpm-netconf; u-root and its core commands come
+# from the tooling module (vmtests/go.mod pins them) and are built there.
 set -euo pipefail
 kdir=$(realpath "${1:?usage: build.sh KERNEL_DIR OUT.cpio}")
 out=$(realpath -m "${2:?usage: build.sh KERNEL_DIR OUT.cpio}")
@@ -32,14 +39,21 @@ for f in modules.dep modules.builtin modules.order; do
   args+=(-files "$mods/$f:lib/modules/$release/$f")
 done
 
-cd "$(dirname "$0")/.."
+top=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$(dirname "$out")"
-# u-root itself runs on the host; the version is the one go.mod pins.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+version=${VERSION:-$(git -C "$top" describe --tags --always --dirty 2>/dev/null || echo dev)}
+(cd "$top" && GOARCH=s390x CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" \
+  -o "$tmp/dpm-netconf" ./cmd/dpm-netconf)
+# u-root itself runs on the host; the version is the one vmtests/go.mod pins.
 uroot=$(dirname "$out")/u-root-host
-go build -o "$uroot" github.com/u-root/u-root
-echo "uimage: building $out for s390x (u-root core commands, dpm-netconf, $(printf '%s\n' "${files[@]}" | sort -u | wc -l) modules of $release)" >&2
-# goshsmall: a plain "$ " prompt; the line editor is unusable over SCLP.
+(cd "$top/vmtests" && go build -o "$uroot" github.com/u-root/u-root)
+echo "uimage: building $out for s390x (u-root core commands, dpm-netconf $version, $(printf '%s\n' "${files[@]}" | sort -u | wc -l) modules of $release)" >&2
+# u-root resolves its commands in the tooling module. goshsmall: a plain
+# "$ " prompt; the line editor is unusable over SCLP.
+cd "$top/vmtests"
 GOARCH=s390x CGO_ENABLED=0 "$uroot" -o "$out" -go-build-tags goshsmall \
-  -uinitcmd="dpm-netconf apply" "${args[@]}" "$@" \
-  'github.com/u-root/u-root/cmds/core/*' ./cmd/dpm-netconf
+  -files "$tmp/dpm-netconf:bin/dpm-netconf" -uinitcmd="/bin/dpm-netconf apply" "${args[@]}" "$@" \
+  'github.com/u-root/u-root/cmds/core/*'
 ls -l "$out" | awk '{printf "uimage: %s: %.1f MiB\n", $NF, $5/1048576}' >&2

@@ -80,7 +80,7 @@ func (b distroBoot) run(t *testing.T) distroResult {
 		// udev autoloads the CPACF crypto modules by CPU feature; under TCG
 		// chacha_s390 crashes and others can leave a udev worker looping
 		// in page faults (seen: an RCU stall in the real root's coldplug).
-		qemu.WithAppendKernel("root=LABEL=root rw console=ttysclp0 module_blacklist="+cpacfModules+" printk.devkmsg=on "+b.args+" "+distroList),
+		qemu.WithAppendKernel("root=LABEL=root rw console=ttysclp0 module_blacklist="+cpacfModules+" "+b.args+" "+distroList),
 		qemu.ArbitraryArgs(args...),
 		qemu.WithVMTimeout(12*time.Minute),
 		qemu.LogSerialByLine(func(line string) { fmt.Fprintln(logf, line) }),
@@ -189,25 +189,89 @@ func (r distroResult) switchRoot(t *testing.T) float64 {
 	return s[0]
 }
 
-// macSetAt returns when dpm-netconf first reported setting mac.
-func (r distroResult) macSetAt(mac string) float64 {
-	s := r.stamps(`dpm-netconf: [^\r\n]*-> ` + regexp.QuoteMeta(mac))
+// stampedOK is an ok line of dpm-netconf with its kernel timestamp.
+type stampedOK struct {
+	at float64
+	vm.OK
+}
+
+// oks returns the ok lines of runs of cmd (apply: the dracut hook and the
+// unit; setmac: the udev rule) that carry a kernel timestamp, from the
+// console and the journal, in order of appearance.
+func (r distroResult) oks(cmd string) []stampedOK {
+	var out []stampedOK
+	for _, m := range regexp.MustCompile(`\[\s*([0-9]+\.[0-9]+)\]([^\r\n]*)`).FindAllStringSubmatch(r.console, -1) {
+		at, _ := strconv.ParseFloat(m[1], 64)
+		for _, o := range vm.OKLines(m[2], cmd) {
+			out = append(out, stampedOK{at, o})
+		}
+	}
+	return out
+}
+
+// unitDone returns the closing line of dpm-netconf.service's apply: the
+// first one after the switch root.
+func (r distroResult) unitDone(t *testing.T) (vm.Done, bool) {
+	t.Helper()
+	sw := r.switchRoot(t)
+	for _, m := range regexp.MustCompile(`\[\s*([0-9]+\.[0-9]+)\]([^\r\n]*)`).FindAllStringSubmatch(r.console, -1) {
+		if at, _ := strconv.ParseFloat(m[1], 64); at > sw {
+			if d, ok := vm.ParseDone(m[2], "apply"); ok {
+				return d, true
+			}
+		}
+	}
+	return vm.Done{}, false
+}
+
+// macSetAt returns when a run of cmd first reported that it set mac
+// (its ok line lists the step mac), or -1.
+func (r distroResult) macSetAt(cmd, mac string) float64 {
+	var s []float64
+	for _, o := range r.oks(cmd) {
+		if o.MAC == mac && o.SetMAC() {
+			s = append(s, o.at)
+		}
+	}
 	if len(s) == 0 {
 		return -1
 	}
 	return slices.Min(s)
 }
 
-// beforeSwitchRoot checks that the initramfs set each MAC before the switch
-// to the real root.
+// beforeSwitchRoot checks that the initramfs (dracut's hook: apply) set
+// each MAC before the switch to the real root.
 func beforeSwitchRoot(t *testing.T, r distroResult) {
 	t.Helper()
 	sw := r.switchRoot(t)
 	for _, mac := range []string{"0a:00:00:00:00:11", "0e:11:22:33:44:55"} {
-		if at := r.macSetAt(mac); at < 0 || at > sw {
+		if at := r.macSetAt("apply", mac); at < 0 || at > sw {
 			t.Errorf("the initramfs did not report setting %s before the switch root (set at %.2fs, switch at %.2fs)", mac, at, sw)
 		} else {
 			t.Logf("%s set at %.2fs, switch root at %.2fs", mac, at, sw)
+		}
+	}
+}
+
+// unitUnchanged checks that the unit's apply in the real root (its ok
+// lines after the switch root) found every listed NIC configured and
+// changed nothing.
+func unitUnchanged(t *testing.T, r distroResult, busIDs ...string) {
+	t.Helper()
+	sw := r.switchRoot(t)
+	seen := map[string]bool{}
+	for _, o := range r.oks("apply") {
+		if o.at <= sw {
+			continue
+		}
+		seen[o.BusID] = true
+		if o.Steps != nil {
+			t.Errorf("dpm-netconf.service changed %s at %.2fs: %s", o.BusID, o.at, o.Line)
+		}
+	}
+	for _, id := range busIDs {
+		if !seen[id] {
+			t.Errorf("dpm-netconf.service reported nothing for %s after the switch root at %.2fs", id, sw)
 		}
 	}
 }
@@ -250,7 +314,7 @@ func (r distroResult) unitTimes(unit string) (int64, int64) {
 // timeline logs the boot's milestones from the console's kernel timestamps.
 func (r distroResult) timeline(t *testing.T) {
 	t.Helper()
-	for _, m := range []string{"Run /init as init process", "dpm-netconf: apply done", "Switching root"} {
+	for _, m := range []string{"Run /init as init process", vm.Prefix("apply") + "done in", "Switching root"} {
 		if l := regexp.MustCompile(`\[\s*([0-9.]+)\][^\n]*` + regexp.QuoteMeta(m) + `[^\r\n]*`).FindString(r.console); l != "" {
 			t.Logf("timeline: %s", strings.TrimSpace(l))
 		}
@@ -269,14 +333,21 @@ func TestDistroDracutSystemd(t *testing.T) {
 	if u := r.with("unit "); len(u) != 1 || !sameFields(u[0], "ActiveState=active ExecMainStatus=0 Result=success") {
 		t.Errorf("dpm-netconf.service: %q", u)
 	}
-	journal := strings.Join(r.with("journal "), "\n")
-	for _, want := range []string{"-> 0a:00:00:00:00:11", "-> 0e:11:22:33:44:55"} {
-		if !strings.Contains(journal, want) {
-			t.Errorf("journalctl -b lacks the initramfs line %q", want)
+	// The initramfs's kmsg lines made it to the journal.
+	journal := distroResult{console: strings.Join(r.with("journal "), "\n")}
+	sw := r.switchRoot(t)
+	for _, mac := range []string{"0a:00:00:00:00:11", "0e:11:22:33:44:55"} {
+		if at := journal.macSetAt("apply", mac); at < 0 || at > sw {
+			t.Errorf("journalctl -b lacks the initramfs's line setting %s (found at %.2fs, switch root %.2fs):\n%s", mac, at, sw, journal.console)
 		}
 	}
-	if n := strings.Count(journal, "(already configured, nothing changed)"); n < 3 {
-		t.Errorf("the unit changed something: %d NICs reported unchanged:\n%s", n, journal)
+	unitUnchanged(t, r, "0.0.0001", "0.0.0004", "0.0.0010")
+	// The udev rule runs setmac at the real root's coldplug: the initramfs
+	// left it nothing to do.
+	for _, o := range r.oks("setmac") {
+		if o.Steps != nil {
+			t.Errorf("the udev rule's setmac changed %s at %.2fs: %s", o.BusID, o.at, o.Line)
+		}
 	}
 	wantCloudInitAddrs(t, r)
 	r.timeline(t)
@@ -299,12 +370,37 @@ func TestDistroTurnedOff(t *testing.T) {
 // before cloud-init.
 func TestDistroUnitAlone(t *testing.T) {
 	r := distroBoot{flavour: "systemd", args: "rd.dpm_netconf=0"}.run(t)
-	if sw, at := r.switchRoot(t), r.macSetAt("0a:00:00:00:00:11"); at < sw {
-		t.Errorf("MAC set at %.2fs, before the switch root at %.2fs, although rd.dpm_netconf=0", at, sw)
+	sw := r.switchRoot(t)
+	for _, o := range r.oks("apply") {
+		if o.at < sw {
+			t.Errorf("apply ran in the initramfs although rd.dpm_netconf=0: %.2fs %s", o.at, o.Line)
+		}
 	}
-	journal := strings.Join(r.with("journal "), "\n")
-	if !strings.Contains(journal, "-> 0a:00:00:00:00:11") || !strings.Contains(journal, "-> 0e:11:22:33:44:55") {
-		t.Errorf("the unit did not set the MACs:\n%s", journal)
+	// In the real root the unit (apply) and, at udev's coldplug, the udev
+	// rule (setmac) both act on the NICs: one of them sets each MAC, the
+	// other finds it set. The unit must succeed either way.
+	for _, mac := range []string{"0a:00:00:00:00:11", "0e:11:22:33:44:55"} {
+		byUnit, byRule := r.macSetAt("apply", mac), r.macSetAt("setmac", mac)
+		switch {
+		case byUnit < 0 && byRule < 0:
+			t.Errorf("nobody reported setting %s:\n%s", mac, strings.Join(r.with("journal "), "\n"))
+		case byUnit >= 0:
+			t.Logf("%s set by dpm-netconf.service (apply) at %.2fs, switch root at %.2fs", mac, byUnit, sw)
+		default:
+			t.Logf("%s set by the udev rule (setmac) at %.2fs before the unit got to it, switch root at %.2fs", mac, byRule, sw)
+		}
+	}
+	unitOK := map[string]bool{}
+	for _, o := range r.oks("apply") {
+		unitOK[o.BusID] = true
+	}
+	for _, id := range []string{"0.0.0001", "0.0.0004", "0.0.0010"} {
+		if !unitOK[id] {
+			t.Errorf("dpm-netconf.service has no ok line for %s", id)
+		}
+	}
+	if d, ok := r.unitDone(t); !ok || d.Exit != 0 || d.Configured != 3 || d.Total != 3 {
+		t.Errorf("dpm-netconf.service's closing line: %+v (found: %v)", d, ok)
 	}
 	_, unitDone := r.unitTimes("dpm-netconf")
 	cloudStart, _ := r.unitTimes("cloud-init-local")
@@ -328,5 +424,25 @@ func TestDistroDracutShellAndHotplug(t *testing.T) {
 	wantCloudInitAddrs(t, r)
 	if h := r.with("hotplug "); len(h) != 1 || !strings.HasSuffix(h[0], " 0a:00:00:00:00:20") {
 		t.Errorf("hot-plugged NIC: %q, journal:\n%s", r.with("hotplug"), strings.Join(r.with("journal "), "\n"))
+	}
+	// Absent at boot: the hook's and the unit's apply reported it missing
+	// (before and after the switch root); plugged in later, the udev rule
+	// (setmac) set its MAC, and no apply did.
+	sw := r.switchRoot(t)
+	var missing []float64
+	for _, m := range regexp.MustCompile(`\[\s*([0-9]+\.[0-9]+)\][^\r\n]*`+regexp.QuoteMeta(vm.ErrorPrefix("apply")+"0.0.0020: FAILED at ")+`\w+: device 0\.0\.0020 not found by the deadline`).FindAllStringSubmatch(r.console, -1) {
+		at, _ := strconv.ParseFloat(m[1], 64)
+		missing = append(missing, at)
+	}
+	if len(missing) == 0 || slices.Min(missing) > sw || slices.Max(missing) < sw {
+		t.Errorf("0.0.0020 was not reported missing by both the initramfs and the unit (at %v, switch root %.2fs)", missing, sw)
+	}
+	if at := r.macSetAt("apply", "0a:00:00:00:00:20"); at >= 0 {
+		t.Errorf("an apply reported setting the hot-plugged NIC's MAC at %.2fs", at)
+	}
+	if at := r.macSetAt("setmac", "0a:00:00:00:00:20"); at < 0 {
+		t.Errorf("the udev rule (setmac) did not report setting 0a:00:00:00:00:20:\n%s", strings.Join(r.with("journal "), "\n"))
+	} else {
+		t.Logf("hot-plugged 0.0.0020: the udev rule's setmac set 0a:00:00:00:00:20 at %.2fs", at)
 	}
 }

@@ -55,8 +55,13 @@ type guest struct {
 }
 
 func boot(t *testing.T, kernelArgs string, nics []vm.NIC) *guest {
+	return bootImage(t, requireVM(t).Initramfs, kernelArgs, nics)
+}
+
+// bootImage boots another initramfs (from vm.Env.InitramfsWith).
+func bootImage(t *testing.T, initramfs, kernelArgs string, nics []vm.NIC) *guest {
 	e := requireVM(t)
-	g, err := e.Boot(kernelArgs, nics, qemu.LogSerialByLine(qemu.DefaultPrint(t.Name(), t.Logf)))
+	g, err := e.BootImage(initramfs, kernelArgs, nics, qemu.LogSerialByLine(qemu.DefaultPrint(t.Name(), t.Logf)))
 	if err != nil {
 		t.Fatalf("boot: %v", err)
 	}
@@ -117,6 +122,48 @@ func (g *guest) run(timeout time.Duration, cmd string) (string, int, float64) {
 		g.t.Fatalf("%s: %v", cmd, err)
 	}
 	return out, code, ms
+}
+
+// okLines returns the ok lines of a run of cmd in out by bus id (a line
+// may be there twice: from stderr and from the kernel log).
+func okLines(out, cmd string) map[string][]vm.OK {
+	m := map[string][]vm.OK{}
+	for _, o := range vm.OKLines(out, cmd) {
+		m[o.BusID] = append(m[o.BusID], o)
+	}
+	return m
+}
+
+// wantUnchanged checks that a run of cmd reported each bus id configured
+// already and changed nothing at all.
+func wantUnchanged(t *testing.T, out, cmd string, busIDs ...string) {
+	t.Helper()
+	ok := okLines(out, cmd)
+	for _, id := range busIDs {
+		if len(ok[id]) == 0 {
+			t.Errorf("%s: no ok line for %s in:\n%s", cmd, id, out)
+		}
+	}
+	for id, lines := range ok {
+		for _, o := range lines {
+			if o.Steps != nil {
+				t.Errorf("%s changed %s, want %q: %s", cmd, id, vm.Unchanged, o.Line)
+			}
+		}
+	}
+}
+
+// wantDone checks the closing line of a run of cmd in out.
+func wantDone(t *testing.T, out, cmd string, configured, total, invalid, exit int) vm.Done {
+	t.Helper()
+	d, ok := vm.ParseDone(out, cmd)
+	if !ok {
+		t.Errorf("no closing line %q in:\n%s", vm.Prefix(cmd)+"done in ...", out)
+	} else if d.Configured != configured || d.Total != total || d.Invalid != invalid || d.Exit != exit {
+		t.Errorf("%s: %d of %d NICs configured, %d invalid, exit status %d; want %d of %d, %d, %d",
+			cmd, d.Configured, d.Total, d.Invalid, d.Exit, configured, total, invalid, exit)
+	}
+	return d
 }
 
 // macs maps bus id to MAC, checking that sysfs and netlink agree.

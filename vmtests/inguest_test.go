@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,6 +66,20 @@ func TestInGuest(t *testing.T) {
 	t.Setenv("VMTEST_KERNEL", filepath.Join(s.KernelDir, "vmlinuz"))
 	nics := vm.NICArgs(vm.VirtioNICs("0001", "0002", "0003", "0004"))
 	files := moduleFiles(t, s, "ccwgroup", "qeth", "qeth_l2", "virtio_net", "virtio_pci", "9pnet_virtio", "9p")
+	// Outside the guest the tests skip: inside it, none may.
+	var (
+		mu            sync.Mutex
+		passed, skips []string
+	)
+	watch := qemu.LogSerialByLine(func(line string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if i := strings.Index(line, "--- SKIP: "); i >= 0 {
+			skips = append(skips, line[i:])
+		} else if i := strings.Index(line, "--- PASS: "); i >= 0 {
+			passed = append(passed, line[i:])
+		}
+	})
 	govmtest.Run(t, "inguest",
 		govmtest.WithPackageToTest("github.com/dpm-guest-image-tools/dpm-netconf/vmtests/inguest"),
 		govmtest.WithGoTestTimeout(2*time.Minute),
@@ -74,6 +89,12 @@ func TestInGuest(t *testing.T) {
 			qemu.WithAppendKernel("cio_ignore=all,!condev", "modules_load=virtio_pci,9pnet_virtio,9p"),
 			qemu.ArbitraryArgs(nics...),
 			qemu.WithVMTimeout(5*time.Minute),
+			watch,
 		),
 	)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(skips) > 0 || len(passed) == 0 {
+		t.Errorf("in the guest: %d passed, skipped: %q", len(passed), skips)
+	}
 }

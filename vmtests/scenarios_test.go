@@ -78,9 +78,11 @@ func TestCIOIgnored(t *testing.T) {
 	if a.Exit != 0 || a.Configured != 3 {
 		t.Errorf("apply at boot: %+v", a)
 	}
-	for _, step := range []string{"0.0.0001: freed from cio_ignore", "0.0.0004: freed from cio_ignore", "0.0.0010: freed from cio_ignore"} {
-		if !strings.Contains(a.Console, step) {
-			t.Errorf("console lacks %q", step)
+	// Each listed NIC's ok line says this run freed it.
+	ok := okLines(a.Console, "apply")
+	for _, id := range []string{"0.0.0001", "0.0.0004", "0.0.0010"} {
+		if len(ok[id]) == 0 || !slices.Contains(ok[id][0].Steps, "free") {
+			t.Errorf("%s: no ok line with step free: %v", id, ok[id])
 		}
 	}
 	r := g.report()
@@ -106,7 +108,7 @@ func TestMissingQethNextToVirtio(t *testing.T) {
 	if d, err := time.ParseDuration(a.Took); err != nil || d > 11*time.Second || d < 10*time.Second {
 		t.Errorf("apply took %s, want the 10s deadline", a.Took)
 	}
-	want := "0.0.0100: FAILED at find: device 0.0.0100 not found by the deadline (not in /sys/bus/ccw/devices, even after freeing it from cio_ignore): is the devno right and the device attached to this partition?"
+	want := vm.ErrorPrefix("apply") + "0.0.0100: FAILED at free: device 0.0.0100 not found by the deadline (not in /sys/bus/ccw/devices, even after freeing it from cio_ignore): is the devno right and the device attached to this partition?"
 	if !strings.Contains(a.Console, want) {
 		t.Errorf("console lacks %q", want)
 	}
@@ -128,7 +130,7 @@ func TestMalformedEntries(t *testing.T) {
 		{"zzzz,1", `devno "zzzz" must be exactly 4 hex digits`},
 		{"0010,0,030000000001", "mac 03:00:00:00:00:01 is a multicast address: a NIC needs a unicast address (first octet even)"},
 	} {
-		want := fmt.Sprintf("dpm-netconf: error: entry %q at offset %d: %s (entry not applied)", e.entry, strings.Index(cmdline, e.entry), e.msg)
+		want := vm.ErrorPrefix("apply") + fmt.Sprintf("entry %q at offset %d: %s (entry not applied)", e.entry, strings.Index(cmdline, e.entry), e.msg)
 		if !strings.Contains(a.Console, want) {
 			t.Errorf("console lacks %s", want)
 		}
@@ -145,9 +147,11 @@ func TestApplyTwice(t *testing.T) {
 	}
 	before := g.report()
 	out, code, _ := g.run(time.Minute, "dpm-netconf apply")
-	if code != 0 || strings.Count(out, "(already configured, nothing changed)") != 3 || strings.Contains(out, "set ") {
+	if code != 0 {
 		t.Errorf("second apply (exit %d):\n%s", code, out)
 	}
+	wantUnchanged(t, out, "apply", "0.0.0001", "0.0.0004", "0.0.0010")
+	wantDone(t, out, "apply", 3, 3, 0, 0)
 	after := g.report()
 	if fmt.Sprint(macs(t, before)) != fmt.Sprint(macs(t, after)) {
 		t.Errorf("MACs changed: %v -> %v", macs(t, before), macs(t, after))
@@ -178,6 +182,14 @@ func TestSetmacUdevPath(t *testing.T) {
 	if code != 0 {
 		t.Errorf("setmac exit %d:\n%s", code, out)
 	}
+	// Its lines are setmac's, not apply's.
+	if ok := okLines(out, "setmac")["0.0.0001"]; len(ok) == 0 || !ok[0].SetMAC() || ok[0].MAC != "0a:00:00:00:00:11" {
+		t.Errorf("setmac: no ok line that sets 0.0.0001's MAC to 0a:00:00:00:00:11 in:\n%s", out)
+	}
+	if len(vm.OKLines(out, "apply")) > 0 {
+		t.Errorf("setmac printed apply lines:\n%s", out)
+	}
+	wantDone(t, out, "setmac", 1, 1, 0, 0)
 	wantMACs(t, g.report(), map[string]string{"0.0.0001": "0a:00:00:00:00:11", "0.0.0004": "52:54:00:00:00:04"})
 }
 
@@ -214,10 +226,85 @@ func TestTwelveNICs(t *testing.T) {
 	m := g.expect(time.Minute, `DPMIPLOOP n=(\d+) ms=([0-9.]+)\r*\n`)
 	g.prompt()
 	out, code, ms := g.run(time.Minute, "dpm-netconf apply")
-	if code != 0 || strings.Count(out, "set 0a:00:00:00:01:") != 12 {
-		t.Errorf("apply after the ip loop (exit %d):\n%s", code, out)
+	setBack := 0
+	for id, ok := range okLines(out, "apply") {
+		if ok[0].SetMAC() && ok[0].MAC == want[id] {
+			setBack++
+		}
+	}
+	if code != 0 || setBack != 12 {
+		t.Errorf("apply after the ip loop (exit %d) set %d MACs back, want 12:\n%s", code, setBack, out)
 	}
 	wantMACs(t, g.report(), want)
 	t.Logf("12 NICs: dpm-netconf apply exec-to-exit %.1f ms (setting 12 MACs; at boot, with module loading: %s); loop of u-root ip link set over %s NICs: %s ms",
 		ms, a.Took, m[1], m[2])
+}
+
+// Scenario 9: convergence under other actors. The guest boots with
+// cio_ignore=all,!condev and nothing configures the NICs at boot (the
+// probe replaces the image's uinit); then, in the guest, two `dpm-netconf
+// apply` and an actor that frees the same devices from cio_ignore, settles
+// and writes online=1 to them start at the same instant — while the
+// kernel's virtio_ccw sets freed devices online by itself, asynchronously.
+// Both applies must converge on the listed state and exit 0.
+func TestConcurrentApplies(t *testing.T) {
+	e := requireVM(t)
+	const list = "0001,0,0a0000000011;0004,1,0a0000000044;0010,0,0e1122334455;"
+	busIDs := []string{"0.0.0001", "0.0.0004", "0.0.0010"}
+	want := map[string]string{"0.0.0001": "0a:00:00:00:00:11", "0.0.0004": "0a:00:00:00:00:44", "0.0.0010": "0e:11:22:33:44:55"}
+	files, err := e.ProbeAsUinit("shell\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	initrd, err := e.InitramfsWith("concurrent.cpio", files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := bootImage(t, initrd, "cio_ignore=all,!condev "+list, vm.VirtioNICs("0001", "0004", "0010"))
+	_, out, err := g.Expect(2*time.Minute, `DPMSTEP shell\r*\n`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.prompt()
+	if strings.Contains(out, "dpm-netconf: ") {
+		t.Fatalf("dpm-netconf ran at boot:\n%s", out)
+	}
+	before := g.report()
+	for _, id := range busIDs {
+		if slices.Contains(before.CCW, id) {
+			t.Fatalf("%s is visible before the race: %v", id, before.CCW)
+		}
+	}
+
+	procs, err := g.Race(3*time.Minute, 2, busIDs, "dpm-netconf apply")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs {
+		t.Logf("%q: started +%.1fms, exit %d at +%.1fms:\n%s", p.Args, p.StartMS, p.Exit, p.EndMS, strings.TrimRight(p.Output, "\n"))
+	}
+	for i, p := range procs[:2] {
+		if p.Exit != 0 {
+			t.Errorf("apply #%d exited %d, want 0", i+1, p.Exit)
+		}
+		wantDone(t, p.Output, "apply", 3, 3, 0, 0)
+		ok := okLines(p.Output, "apply")
+		for _, id := range busIDs {
+			if len(ok[id]) == 0 || ok[id][0].MAC != want[id] {
+				t.Errorf("apply #%d: no ok line for %s with mac %s", i+1, id, want[id])
+			}
+		}
+	}
+	r := g.report()
+	wantMACs(t, r, want)
+	for _, n := range r.NICs {
+		if n.Online != "1" {
+			t.Errorf("%s is not online: %+v", n.BusID, n)
+		}
+	}
+	for _, id := range busIDs {
+		if !slices.Contains(r.CCW, id) {
+			t.Errorf("%s not visible after the race: %v", id, r.CCW)
+		}
+	}
 }

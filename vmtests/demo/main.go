@@ -1,7 +1,8 @@
 // Command demo boots the s390x guest with three virtio-net-ccw NICs and a
 // sample DPM command line, shows dpm-netconf's log as the guest prints it
 // and a table of the NICs (MAC before -> after, read in the guest), then
-// powers the guest off. `make demo` builds what it needs and runs it.
+// powers the guest off. `make demo` builds what it needs and runs it (in
+// vmtests/, the tooling module; the defaults are relative to that folder).
 package main
 
 import (
@@ -21,19 +22,20 @@ import (
 const sample = "cio_ignore=all,!condev 0001,1,0a0000000011;0004,0;0010,0,0e1122334455;"
 
 func main() {
-	kernel := flag.String("kernel", ".cache/kernel/current", "unpacked kernel (make kernel)")
-	image := flag.String("image", ".cache/uimage/dpm-netconf-s390x.cpio", "u-root image (make uimage)")
-	consoleLog := flag.String("console", ".cache/demo-console.log", "where the whole guest console goes")
+	kernel := flag.String("kernel", "../.cache/kernel/current", "unpacked kernel (make kernel)")
+	image := flag.String("image", "../.cache/uimage/dpm-netconf-s390x.cpio", "u-root image (make uimage)")
+	consoleLog := flag.String("console", "../.cache/demo-console.log", "where the whole guest console goes")
+	probe := flag.String("probe", filepath.Join("guest", "dpmprobe"), "the guest probe's package folder")
 	flag.Parse()
-	if err := run(*kernel, *image, *consoleLog); err != nil {
+	if err := run(*kernel, *image, *consoleLog, *probe); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(kernel, image, consoleLog string) error {
+func run(kernel, image, consoleLog, probe string) error {
 	fmt.Println("demo: building the guest's probe")
-	env, err := vm.Prepare(kernel, image, filepath.Join("vmtests", "guest", "dpmprobe"))
+	env, err := vm.Prepare(kernel, image, probe)
 	if err != nil {
 		return err
 	}

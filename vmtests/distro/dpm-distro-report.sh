@@ -20,7 +20,13 @@ for _ in $(seq 1 240); do
     [ -e "$n/address" ] || continue
     if [ "$(cat "$n/address")" = "0a:00:00:00:00:20" ]; then
       say "hotplug $(basename "$n") $(cat "$n/address")"
-      journalctl -b --no-pager | grep 'setmac' | while read -r line; do say "journal $line"; done
+      # The MAC is set a moment before setmac's ok line reaches the journal.
+      for _ in $(seq 1 40); do
+        journalctl -b --no-pager | grep -q 'dpm-netconf: setmac: 0\.0\.0020: ok: ' && break
+        sleep 0.5
+      done
+      # The udev rule's work: the lines of setmac runs (apply's are the unit's).
+      journalctl -b -o short-monotonic --no-pager | grep 'dpm-netconf: setmac: ' | while read -r line; do say "journal $line"; done
       say "END"
       exit 0
     fi
@@ -28,5 +34,5 @@ for _ in $(seq 1 240); do
   sleep 0.5
 done
 for n in /sys/bus/ccw/devices/0.0.0020/virtio*/net/*; do say "hotplug-timeout $(basename "$n") $(cat "$n/address" 2>/dev/null)"; done
-journalctl -b --no-pager | grep -i 'setmac\|0.0.0020' | while read -r line; do say "journal $line"; done
+journalctl -b -o short-monotonic --no-pager | grep -i 'setmac\|0.0.0020' | while read -r line; do say "journal $line"; done
 say "END"

@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -81,6 +80,21 @@ func Prepare(kernelDir, image, probeDir string) (*Env, error) {
 
 // Probe returns dpmprobe built for s390x.
 func (e *Env) Probe() ([]byte, error) { return os.ReadFile(e.probe) }
+
+// ProbeAsUinit returns the initramfs files that make dpmprobe the image's
+// uinit in place of dpm-netconf: u-root's init runs /bbin/uinit, then
+// /bin/uinit (the image's link to dpm-netconf), then its shell, so the
+// probe goes to /bin/uinit, replacing the link (a later cpio archive
+// replaces an earlier one's entry). At boot it runs script (dpmprobe
+// script): steps, then power-off, or, when the script ends with "shell",
+// init's shell. dpm-netconf does not run at boot.
+func (e *Env) ProbeAsUinit(script string) (map[string][]byte, error) {
+	probe, err := e.Probe()
+	if err != nil {
+		return nil, err
+	}
+	return map[string][]byte{"bin/uinit": probe, "etc/dpmprobe.script": []byte(script)}, nil
+}
 
 // InitramfsWith writes the user's image plus dpmprobe (as /bin/dpmprobe)
 // and files (archive path: contents) to a new file in the Env's folder.
@@ -160,12 +174,17 @@ type Guest struct {
 // uroot.uinitargs from kernelArgs), then a shell. fns add QEMU options, e.g.
 // where the console goes.
 func (e *Env) Boot(kernelArgs string, nics []NIC, fns ...qemu.Fn) (*Guest, error) {
+	return e.BootImage(e.Initramfs, kernelArgs, nics, fns...)
+}
+
+// BootImage is Boot with another initramfs (one from InitramfsWith).
+func (e *Env) BootImage(initramfs, kernelArgs string, nics []NIC, fns ...qemu.Fn) (*Guest, error) {
 	g := &Guest{Started: time.Now()}
 	var err error
 	g.VM, err = qemu.Start(S390x, append([]qemu.Fn{
 		qemu.WithQEMUCommand(QEMU),
 		qemu.WithKernel(filepath.Join(e.KernelDir, "vmlinuz")),
-		qemu.WithInitramfs(e.Initramfs),
+		qemu.WithInitramfs(initramfs),
 		qemu.WithAppendKernel(kernelArgs),
 		qemu.ArbitraryArgs(NICArgs(nics)...),
 		qemu.WithVMTimeout(4 * time.Minute),
@@ -204,23 +223,18 @@ func (g *Guest) Send(line string) error {
 
 // Applied is the closing line of a dpm-netconf apply on the console.
 type Applied struct {
-	Exit, Configured, Total, Invalid int
-	Took                             string        // dpm-netconf's own exec-to-exit time
-	BootToDone                       time.Duration // QEMU start to that line
-	Console                          string        // the console up to it
+	Done
+	BootToDone time.Duration // QEMU start to that line
+	Console    string        // the console up to it
 }
 
 // WaitApplied waits for the boot's dpm-netconf to finish, then for the shell.
 func (g *Guest) WaitApplied(timeout time.Duration) (Applied, error) {
-	m, out, err := g.Expect(timeout, `dpm-netconf: apply done in (\S+): (\d+) of (\d+) NICs configured, (\d+) invalid entries; exit status (\d+)`)
+	m, out, err := g.Expect(timeout, DonePattern("apply"))
 	if err != nil {
 		return Applied{Console: out}, err
 	}
-	a := Applied{Took: m[1], BootToDone: time.Since(g.Started), Console: out}
-	a.Configured, _ = strconv.Atoi(m[2])
-	a.Total, _ = strconv.Atoi(m[3])
-	a.Invalid, _ = strconv.Atoi(m[4])
-	a.Exit, _ = strconv.Atoi(m[5])
+	a := Applied{Done: doneFrom(m), BootToDone: time.Since(g.Started), Console: out}
 	return a, g.Prompt()
 }
 
@@ -270,9 +284,16 @@ func (g *Guest) Report() (Report, error) {
 // ParseReport decodes the last complete probe report in a console's text.
 func ParseReport(text string) (Report, error) {
 	var r Report
+	err := Decode64(text, "DPMPROBE64", &r)
+	return r, err
+}
+
+// Decode64 decodes into v the last complete JSON block the probe printed
+// base64-encoded in lines "tag <chunk>", ending with "tag .".
+func Decode64(text, tag string, v any) error {
 	var chunks []string
 	var last string
-	for _, m := range regexp.MustCompile(`DPMPROBE64 (\S+)`).FindAllStringSubmatch(text, -1) {
+	for _, m := range regexp.MustCompile(regexp.QuoteMeta(tag)+` (\S+)`).FindAllStringSubmatch(text, -1) {
 		if m[1] == "." {
 			last, chunks = strings.Join(chunks, ""), nil
 			continue
@@ -280,16 +301,46 @@ func ParseReport(text string) (Report, error) {
 		chunks = append(chunks, m[1])
 	}
 	if last == "" {
-		return r, errors.New("no complete DPMPROBE64 report")
+		return fmt.Errorf("no complete %s block", tag)
 	}
 	b, err := base64.StdEncoding.DecodeString(last)
 	if err != nil {
-		return r, fmt.Errorf("probe report: %w", err)
+		return fmt.Errorf("%s: %w", tag, err)
 	}
-	if err := json.Unmarshal(b, &r); err != nil {
-		return r, fmt.Errorf("probe report %s: %w", b, err)
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s %s: %w", tag, b, err)
 	}
-	return r, nil
+	return nil
+}
+
+// RaceProc is one process of a probe race (dpmprobe race).
+type RaceProc struct {
+	Args    []string `json:"args"`
+	StartMS float64  `json:"start_ms"` // from the common release to exec
+	EndMS   float64  `json:"end_ms"`   // from the common release to exit
+	Exit    int      `json:"exit"`     // -1: could not start or was killed
+	Output  string   `json:"output"`   // stdout and stderr, interleaved
+}
+
+// Race starts copies of cmd (e.g. "dpm-netconf apply") and the probe's
+// actor for busIDs in the guest at one instant, and returns every process,
+// the copies first, the actor last.
+func (g *Guest) Race(timeout time.Duration, copies int, busIDs []string, cmd string) ([]RaceProc, error) {
+	if err := g.Send(fmt.Sprintf("dpmprobe race %d %s %s", copies, strings.Join(busIDs, ","), cmd)); err != nil {
+		return nil, err
+	}
+	_, out, err := g.Expect(timeout, `DPMRACE64 \.\r*\n`)
+	if err != nil {
+		return nil, err
+	}
+	var procs []RaceProc
+	if err := Decode64(out, "DPMRACE64", &procs); err != nil {
+		return nil, err
+	}
+	if len(procs) != copies+1 {
+		return procs, fmt.Errorf("race reported %d processes, want %d", len(procs), copies+1)
+	}
+	return procs, g.Prompt()
 }
 
 // Run runs a command in the guest through the probe and returns its

@@ -10,14 +10,30 @@
 //	                           each, one after the other: DPMIPLOOP n=N ms=T
 //	dpmprobe script FILE       runs FILE's lines (run ..., report,
 //	                           write PATH VALUE, sleep DURATION), prints
-//	                           DPMPROBE-END and powers the guest off
+//	                           DPMPROBE-END and powers the guest off; a
+//	                           line "shell" ends the script there and
+//	                           lets init go on to its shell instead
+//	dpmprobe actor BUSID...    what another actor at boot does to the
+//	                           devices: free them from cio_ignore, settle,
+//	                           write online=1 to each; one line per write:
+//	                           DPMACTOR +T write FILE "VALUE": RESULT
+//	dpmprobe race N BUSIDS CMD ARGS...
+//	                           starts N copies of CMD ARGS and one actor
+//	                           for BUSIDS (comma-separated) at the same
+//	                           instant, waits for all, then reports each
+//	                           one's output, exit status and times as JSON,
+//	                           base64 in lines: DPMRACE64 <chunk>, ending
+//	                           with DPMRACE64 .
 //
-// Installed as /bbin/uinit it runs /etc/dpmprobe.script at boot: guests
-// whose console takes no input (Hercules' SCLP line mode) run their
-// scenario this way.
+// Installed as the image's uinit (/bin/uinit, in place of dpm-netconf) it
+// runs /etc/dpmprobe.script at boot: guests whose console takes no input
+// (Hercules' SCLP line mode) run their scenario this way, and a scenario
+// that must start from devices nobody configured yet ends its script with
+// "shell".
 package main
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -27,6 +43,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jsimonetti/rtnetlink/v2"
@@ -72,7 +89,7 @@ func main() {
 		return
 	}
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: dpmprobe report | run CMD... | iploop IF=MAC...")
+		fmt.Fprintln(os.Stderr, "usage: dpmprobe report | run CMD... | iploop IF=MAC... | script FILE | actor BUSID... | race N BUSIDS CMD...")
 		os.Exit(2)
 	}
 	os.Exit(do(os.Args[1:]))
@@ -95,16 +112,11 @@ func do(args []string) int {
 			fmt.Printf("DPMPROBE-ERROR %v\n", err)
 			return 1
 		}
-		// Base64 in short lines: Hercules' SCLP line-mode console turns
-		// brackets into other characters and wraps long lines.
-		b, _ := json.Marshal(r)
-		enc := base64.StdEncoding.EncodeToString(b)
-		for len(enc) > 0 {
-			n := min(len(enc), 64)
-			fmt.Printf("DPMPROBE64 %s\n", enc[:n])
-			enc = enc[n:]
-		}
-		fmt.Println("DPMPROBE64 .")
+		print64("DPMPROBE64", r)
+	case "actor":
+		return actor(args[1:])
+	case "race":
+		return race(args[1:])
 	case "run":
 		start := time.Now()
 		cmd := exec.Command(args[1], args[2:]...)
@@ -149,10 +161,17 @@ func script(file string) {
 		fmt.Printf("DPMPROBE-ERROR %v\n", err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 0 && !strings.HasPrefix(f[0], "#") {
-			fmt.Printf("DPMSTEP %s\n", line)
-			do(f)
+		f := strings.Fields(line)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
 		}
+		fmt.Printf("DPMSTEP %s\n", line)
+		if f[0] == "shell" {
+			// Back to init, which starts its shell: the test goes on over
+			// the console.
+			return
+		}
+		do(f)
 	}
 	fmt.Println("DPMPROBE-END")
 	// Let the console drain: SCLP goes inactive at power-off and drops
@@ -160,6 +179,121 @@ func script(file string) {
 	time.Sleep(3 * time.Second)
 	unix.Sync()
 	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+}
+
+// print64 prints v as JSON, base64 in short lines tagged tag, ending with
+// "tag .": Hercules' SCLP line-mode console turns brackets into other
+// characters and wraps long lines, and kernel messages may come between
+// lines on any console.
+func print64(tag string, v any) {
+	b, _ := json.Marshal(v)
+	enc := base64.StdEncoding.EncodeToString(b)
+	for len(enc) > 0 {
+		n := min(len(enc), 64)
+		fmt.Printf("%s %s\n", tag, enc[:n])
+		enc = enc[n:]
+	}
+	fmt.Printf("%s .\n", tag)
+}
+
+// actor does what another tool at boot (s390-tools' zdev rules, an admin's
+// script, the kernel's own virtio_ccw auto-online) may do to the devices
+// dpm-netconf configures at the same time: free them from cio_ignore, wait
+// for the probing, set them online. Its own failures are reported, not
+// fatal: another actor does not care either.
+func actor(busIDs []string) int {
+	if len(busIDs) == 0 {
+		fmt.Println("DPMACTOR-ERROR no bus ids")
+		return 2
+	}
+	start := time.Now()
+	write := func(file, value string) {
+		err := os.WriteFile(file, []byte(value), 0)
+		res := "ok"
+		if err != nil {
+			res = err.Error()
+			var errno unix.Errno
+			if errors.As(err, &errno) {
+				res = unix.ErrnoName(errno) + " (" + err.Error() + ")"
+			}
+		}
+		fmt.Printf("DPMACTOR +%.1fms write %s %q: %s\n", float64(time.Since(start).Microseconds())/1000, file, value, res)
+	}
+	write("/proc/cio_ignore", "free "+strings.Join(busIDs, ","))
+	write("/proc/cio_settle", "1")
+	for _, id := range busIDs {
+		write("/sys/bus/ccw/devices/"+id+"/online", "1")
+	}
+	return 0
+}
+
+// RaceProc is one process of a race.
+type RaceProc struct {
+	Args    []string `json:"args"`
+	StartMS float64  `json:"start_ms"` // from the common release to exec
+	EndMS   float64  `json:"end_ms"`   // from the common release to exit
+	Exit    int      `json:"exit"`     // -1: could not start or was killed
+	Output  string   `json:"output"`   // stdout and stderr, interleaved
+}
+
+// race starts n copies of a command and an actor at one instant: every
+// process is prepared first, then one channel releases them all.
+func race(args []string) int {
+	var n int
+	if len(args) < 3 {
+		fmt.Println("DPMRACE-ERROR usage: race N BUSIDS CMD ARGS...")
+		return 2
+	}
+	if _, err := fmt.Sscan(args[0], &n); err != nil || n < 1 {
+		fmt.Printf("DPMRACE-ERROR copies %q: %v\n", args[0], err)
+		return 2
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Printf("DPMRACE-ERROR %v\n", err)
+		return 1
+	}
+	var argvs [][]string
+	for range n {
+		argvs = append(argvs, args[2:])
+	}
+	argvs = append(argvs, append([]string{self, "actor"}, strings.Split(args[1], ",")...))
+	procs := make([]RaceProc, len(argvs))
+	release := make(chan struct{})
+	var t0 time.Time
+	var wg sync.WaitGroup
+	for i, argv := range argvs {
+		var out bytes.Buffer
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		procs[i].Args = argv
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-release
+			p := &procs[i]
+			err := cmd.Start()
+			p.StartMS = float64(time.Since(t0).Microseconds()) / 1000
+			if err == nil {
+				err = cmd.Wait()
+			}
+			p.EndMS = float64(time.Since(t0).Microseconds()) / 1000
+			var ee *exec.ExitError
+			switch {
+			case errors.As(err, &ee):
+				p.Exit = ee.ExitCode()
+			case err != nil:
+				p.Exit = -1
+				fmt.Fprintf(&out, "DPMRACE-ERROR %v\n", err)
+			}
+			p.Output = out.String()
+		}()
+	}
+	t0 = time.Now()
+	close(release)
+	wg.Wait()
+	print64("DPMRACE64", procs)
+	return 0
 }
 
 func read(p string) string {
