@@ -11,6 +11,7 @@ import (
 
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/kernelmodel"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/kmod"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/link"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/logging"
 )
 
@@ -301,4 +302,37 @@ func TestSummaryLinesReachTheKernelLog(t *testing.T) {
 	if n := len(m2.KernelLog()); n >= 13 {
 		t.Errorf("one open file kept %d of 13 records: the model does not rate-limit", n)
 	}
+}
+
+// Another apply sets the MAC between this one's read and its write: this
+// one writes nothing and does not claim the change.
+func TestRaceMACSetByAnother(t *testing.T) {
+	m := kernelmodel.New()
+	m.AddVirtioNet("0.0.0001", "52:54:00:00:00:01")
+	m.LoadModules("virtio_net")
+	calls := 0
+	cfg := newConfig(t, m)
+	// The first look-up is the step's read; the second, its write's.
+	cfg.Links = &racingLinks{Model: m, before: func() {
+		if calls++; calls == 2 {
+			if err := m.SetHardwareAddr(2, []byte{0x0a, 0, 0, 0, 0, 0x11}); err != nil {
+				t.Error(err)
+			}
+		}
+	}}
+	r := applyWithin(t, cfg, 5*time.Second, "0001,0,0a0000000011;")[0]
+	if !r.OK || slices.Contains(r.Done, "mac") {
+		t.Errorf("report %+v: the MAC was another's doing", r)
+	}
+}
+
+// racingLinks lets another actor act just before each look-up.
+type racingLinks struct {
+	*kernelmodel.Model
+	before func()
+}
+
+func (l *racingLinks) LinkByIndex(i int) (link.Link, error) {
+	l.before()
+	return l.Model.LinkByIndex(i)
 }

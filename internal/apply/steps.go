@@ -439,6 +439,9 @@ var macStep = step{
 		if err != nil {
 			return err
 		}
+		if bytes.Equal(l.MAC, w.nic.MAC) {
+			return nil // set by another actor since observe: nothing to write
+		}
 		if err := w.cfg.Links.SetHardwareAddr(nd.Index, w.nic.MAC); err != nil {
 			return &link.MACError{Name: nd.Name, Index: nd.Index, MAC: w.nic.MAC, Err: err}
 		}
