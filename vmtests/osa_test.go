@@ -43,6 +43,14 @@ func requireHercules(t *testing.T) (*vm.Env, string) {
 // run boots and returns the output of each script step, in order.
 func (b osaBoot) run(t *testing.T) []string {
 	t.Helper()
+	steps, _ := b.runConsole(t)
+	return steps
+}
+
+// runConsole is run, also returning the whole console (Hercules' own
+// messages with the guest's).
+func (b osaBoot) runConsole(t *testing.T) ([]string, string) {
+	t.Helper()
 	e, h := requireHercules(t)
 	// dpmprobe as the image's uinit runs the script, then powers off.
 	files, err := e.ProbeAsUinit(b.script)
@@ -79,7 +87,7 @@ func (b osaBoot) run(t *testing.T) []string {
 		t.Fatalf("%v (console in %s):\n%s", err, logPath, tail(res.Console, 40))
 	}
 	t.Logf("Hercules boot to scenario end: %v (console in %s)", res.Took.Round(100*time.Millisecond), logPath)
-	return vm.Steps(res.Console)
+	return vm.Steps(res.Console), res.Console
 }
 
 func tail(s string, n int) string {

@@ -17,13 +17,22 @@
 //	                           devices: free them from cio_ignore, settle,
 //	                           write online=1 to each; one line per write:
 //	                           DPMACTOR +T write FILE "VALUE": RESULT
-//	dpmprobe race N BUSIDS CMD ARGS...
-//	                           starts N copies of CMD ARGS and one actor
-//	                           for BUSIDS (comma-separated) at the same
-//	                           instant, waits for all, then reports each
-//	                           one's output, exit status and times as JSON,
-//	                           base64 in lines: DPMRACE64 <chunk>, ending
-//	                           with DPMRACE64 .
+//	dpmprobe zdev BUSID...     what s390-tools' zdev does to a qeth NIC at
+//	                           boot (its udev rules, chzdev's order): for
+//	                           each read device BUSID, free the triplet
+//	                           from cio_ignore, settle, wait until the
+//	                           three devices are bound to qeth, group them
+//	                           (unless grouped), write layer2=1, portno=0,
+//	                           online=1; one DPMACTOR line per write or wait
+//	dpmprobe race N ACTOR CMD ARGS...
+//	                           starts N copies of CMD ARGS and an actor at
+//	                           the same instant, waits for all, then
+//	                           reports each one's output, exit status and
+//	                           times as JSON, base64 in lines: DPMRACE64
+//	                           <chunk>, ending with DPMRACE64 . ACTOR is
+//	                           BUSIDS (comma-separated: "actor BUSID..."),
+//	                           zdev:BUSIDS ("zdev BUSID...", reported
+//	                           last, like the actor) or - (no actor)
 //
 // Installed as the image's uinit (/bin/uinit, in place of dpm-netconf) it
 // runs /etc/dpmprobe.script at boot: guests whose console takes no input
@@ -89,7 +98,7 @@ func main() {
 		return
 	}
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: dpmprobe report | run CMD... | iploop IF=MAC... | script FILE | actor BUSID... | race N BUSIDS CMD...")
+		fmt.Fprintln(os.Stderr, "usage: dpmprobe report | run CMD... | iploop IF=MAC... | script FILE | actor BUSID... | zdev BUSID... | race N BUSIDS|zdev:BUSIDS|- CMD...")
 		os.Exit(2)
 	}
 	os.Exit(do(os.Args[1:]))
@@ -115,6 +124,8 @@ func do(args []string) int {
 		print64("DPMPROBE64", r)
 	case "actor":
 		return actor(args[1:])
+	case "zdev":
+		return zdev(args[1:])
 	case "race":
 		return race(args[1:])
 	case "run":
@@ -206,8 +217,19 @@ func actor(busIDs []string) int {
 		fmt.Println("DPMACTOR-ERROR no bus ids")
 		return 2
 	}
-	start := time.Now()
-	write := func(file, value string) {
+	write := actorWriter(time.Now())
+	write("/proc/cio_ignore", "free "+strings.Join(busIDs, ","))
+	write("/proc/cio_settle", "1")
+	for _, id := range busIDs {
+		write("/sys/bus/ccw/devices/"+id+"/online", "1")
+	}
+	return 0
+}
+
+// actorWriter returns a function that writes value to file and prints
+// one line, times from start: DPMACTOR +T write FILE "VALUE": ok|ERRNO (...).
+func actorWriter(start time.Time) func(file, value string) {
+	return func(file, value string) {
 		err := os.WriteFile(file, []byte(value), 0)
 		res := "ok"
 		if err != nil {
@@ -219,10 +241,79 @@ func actor(busIDs []string) int {
 		}
 		fmt.Printf("DPMACTOR +%.1fms write %s %q: %s\n", float64(time.Since(start).Microseconds())/1000, file, value, res)
 	}
-	write("/proc/cio_ignore", "free "+strings.Join(busIDs, ","))
-	write("/proc/cio_settle", "1")
+}
+
+// zdev does what s390-tools' zdev does to a persistently configured qeth
+// NIC at boot, in chzdev's order (zdev/src/qeth.c): its dracut hook frees
+// the devices from cio_ignore; its udev rule, once the three CCW devices
+// are bound to qeth, groups them; then it writes layer2, the other
+// attributes that need the card offline (portno), and online. Like zdev,
+// it does not look at what is there already except the group, and its
+// failures are reported, not fatal. The modules are udev's business
+// (modalias; qeth_l2 by request_module): load them before.
+func zdev(busIDs []string) int {
+	if len(busIDs) == 0 {
+		fmt.Println("DPMACTOR-ERROR no bus ids")
+		return 2
+	}
+	start := time.Now()
+	write := actorWriter(start)
+	say := func(format string, args ...any) {
+		fmt.Printf("DPMACTOR +%.1fms %s\n", float64(time.Since(start).Microseconds())/1000, fmt.Sprintf(format, args...))
+	}
+	// waitFor polls (as a udev rule would wait for its event) up to 30 s.
+	waitFor := func(what string, ok func() bool) bool {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+			if ok() {
+				say("%s", what)
+				return true
+			}
+			if time.Now().After(deadline) {
+				say("NOT %s after 30s", what)
+				return false
+			}
+		}
+	}
+	var triplets [][3]string
+	var all []string
 	for _, id := range busIDs {
-		write("/sys/bus/ccw/devices/"+id+"/online", "1")
+		var css, ssid, devno uint32
+		if _, err := fmt.Sscanf(id, "%x.%x.%x", &css, &ssid, &devno); err != nil {
+			fmt.Printf("DPMACTOR-ERROR bus id %q: %v\n", id, err)
+			return 2
+		}
+		var t [3]string
+		for i := range t {
+			t[i] = fmt.Sprintf("%x.%x.%04x", css, ssid, devno+uint32(i))
+		}
+		triplets = append(triplets, t)
+		all = append(all, t[:]...)
+	}
+	write("/proc/cio_ignore", "free "+strings.Join(all, ","))
+	write("/proc/cio_settle", "1")
+	for _, t := range triplets {
+		group := "/sys/bus/ccwgroup/devices/" + t[0]
+		bound := func() bool {
+			for _, id := range t {
+				drv, err := os.Readlink("/sys/bus/ccw/devices/" + id + "/driver")
+				if err != nil || filepath.Base(drv) != "qeth" {
+					return false
+				}
+			}
+			return true
+		}
+		grouped := func() bool { _, err := os.Stat(group); return err == nil }
+		if grouped() {
+			say("%s is grouped already: no group write", t[0])
+		} else if waitFor(strings.Join(t[:], ",")+" bound to qeth", func() bool { return bound() || grouped() }) && !grouped() {
+			write("/sys/bus/ccwgroup/drivers/qeth/group", strings.Join(t[:], ","))
+		}
+		if !waitFor(group+" there", grouped) {
+			continue
+		}
+		write(group+"/layer2", "1")
+		write(group+"/portno", "0")
+		write(group+"/online", "1")
 	}
 	return 0
 }
@@ -236,12 +327,13 @@ type RaceProc struct {
 	Output  string   `json:"output"`   // stdout and stderr, interleaved
 }
 
-// race starts n copies of a command and an actor at one instant: every
-// process is prepared first, then one channel releases them all.
+// race starts n copies of a command and an actor (or none) at one
+// instant: every process is prepared first, then one channel releases them
+// all.
 func race(args []string) int {
 	var n int
 	if len(args) < 3 {
-		fmt.Println("DPMRACE-ERROR usage: race N BUSIDS CMD ARGS...")
+		fmt.Println("DPMRACE-ERROR usage: race N BUSIDS|zdev:BUSIDS|- CMD ARGS...")
 		return 2
 	}
 	if _, err := fmt.Sscan(args[0], &n); err != nil || n < 1 {
@@ -257,43 +349,154 @@ func race(args []string) int {
 	for range n {
 		argvs = append(argvs, args[2:])
 	}
-	argvs = append(argvs, append([]string{self, "actor"}, strings.Split(args[1], ",")...))
+	switch a := args[1]; {
+	case a == "-":
+	case strings.HasPrefix(a, "zdev:"):
+		argvs = append(argvs, append([]string{"dpmprobe", "zdev"}, strings.Split(strings.TrimPrefix(a, "zdev:"), ",")...))
+	default:
+		argvs = append(argvs, append([]string{"dpmprobe", "actor"}, strings.Split(a, ",")...))
+	}
 	procs := make([]RaceProc, len(argvs))
+	outs := make([]*lockedBuffer, len(argvs))
+	running := make([]*os.Process, len(argvs)) // started, not yet waited for
 	release := make(chan struct{})
-	var t0 time.Time
-	var wg sync.WaitGroup
+	var (
+		t0 time.Time
+		mu sync.Mutex // procs
+		wg sync.WaitGroup
+	)
 	for i, argv := range argvs {
-		var out bytes.Buffer
+		outs[i] = &lockedBuffer{}
 		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Stdout, cmd.Stderr = &out, &out
-		procs[i].Args = argv
+		if argv[0] == "dpmprobe" {
+			// This binary, named dpmprobe: as uinit (its name when it is
+			// the image's /bin/uinit) it would run the script again.
+			cmd = exec.Command(self, argv[1:]...)
+			cmd.Args[0] = "dpmprobe"
+		}
+		cmd.Stdout, cmd.Stderr = outs[i], outs[i]
+		// A process that leaves a child holding its output open (a write
+		// helper) does not hold the race.
+		cmd.WaitDelay = 2 * time.Second
+		procs[i].Args, procs[i].Exit = argv, -1
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			<-release
-			p := &procs[i]
 			err := cmd.Start()
-			p.StartMS = float64(time.Since(t0).Microseconds()) / 1000
+			startMS := float64(time.Since(t0).Microseconds()) / 1000
+			mu.Lock()
+			procs[i].StartMS = startMS
+			if err == nil {
+				running[i] = cmd.Process
+			}
+			mu.Unlock()
 			if err == nil {
 				err = cmd.Wait()
 			}
+			mu.Lock()
+			defer mu.Unlock()
+			running[i] = nil
+			p := &procs[i]
 			p.EndMS = float64(time.Since(t0).Microseconds()) / 1000
 			var ee *exec.ExitError
 			switch {
 			case errors.As(err, &ee):
 				p.Exit = ee.ExitCode()
 			case err != nil:
-				p.Exit = -1
-				fmt.Fprintf(&out, "DPMRACE-ERROR %v\n", err)
+				fmt.Fprintf(outs[i], "DPMRACE-ERROR %v\n", err)
+			default:
+				p.Exit = 0
 			}
-			p.Output = out.String()
 		}()
 	}
+	all := make(chan struct{})
+	go func() { wg.Wait(); close(all) }()
 	t0 = time.Now()
 	close(release)
-	wg.Wait()
+	select {
+	case <-all:
+	case <-time.After(raceTimeout):
+		// Say where everything is stuck, end what can be ended, and report
+		// what there is: the test fails with the evidence instead of
+		// waiting for its own deadline.
+		fmt.Printf("DPMRACE-HUNG not finished after %v; processes:\n", raceTimeout)
+		dumpProcesses()
+		mu.Lock()
+		for i, p := range running {
+			if p != nil {
+				fmt.Printf("DPMRACE-HUNG killing %q (pid %d); its output so far:\n%s\n", argvs[i], p.Pid, outs[i].String())
+				_ = p.Kill()
+			}
+		}
+		mu.Unlock()
+		select {
+		case <-all:
+		case <-time.After(10 * time.Second):
+			fmt.Println("DPMRACE-HUNG still not finished 10s after SIGKILL")
+		}
+	}
+	mu.Lock()
+	for i := range procs {
+		procs[i].Output = outs[i].String()
+	}
 	print64("DPMRACE64", procs)
+	mu.Unlock()
 	return 0
+}
+
+// raceTimeout bounds a race (well within the host's deadline for a whole
+// Hercules boot).
+const raceTimeout = 60 * time.Second
+
+// lockedBuffer is an output buffer that may be read while a process writes
+// to it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// dumpProcesses prints every user process with its state, wait channel
+// and kernel stack (each thread's): DPMRACE-HUNG lines.
+func dumpProcesses() {
+	pids, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range pids {
+		cmdline := strings.ReplaceAll(strings.TrimRight(read(p+"/cmdline"), "\x00"), "\x00", " ")
+		if cmdline == "" {
+			continue // a kernel thread
+		}
+		state := ""
+		for _, l := range strings.Split(read(p+"/status"), "\n") {
+			if strings.HasPrefix(l, "State:") {
+				state = strings.TrimSpace(strings.TrimPrefix(l, "State:"))
+			}
+		}
+		fmt.Printf("DPMRACE-HUNG pid %s %q state %s\n", filepath.Base(p), cmdline, state)
+		tasks, _ := filepath.Glob(p + "/task/[0-9]*")
+		for _, t := range tasks {
+			stack := read(t + "/stack")
+			if w := read(t + "/wchan"); w != "" && w != "0" || stack != "" {
+				fmt.Printf("DPMRACE-HUNG   task %s wchan %s\n", filepath.Base(t), read(t+"/wchan"))
+				for _, l := range strings.Split(stack, "\n") {
+					if l != "" {
+						fmt.Printf("DPMRACE-HUNG     %s\n", l)
+					}
+				}
+			}
+		}
+	}
 }
 
 func read(p string) string {
