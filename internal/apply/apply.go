@@ -30,7 +30,11 @@ const (
 
 // ModuleLoader loads kernel modules (kmod.Loader).
 type ModuleLoader interface {
+	// Load loads modules with their dependencies and names those it
+	// loaded itself.
 	Load(names ...string) ([]string, error)
+	// Live reports whether a module finished its init or is built in.
+	Live(name string) bool
 }
 
 // Writer performs a kernel write that may block for long (a qeth online

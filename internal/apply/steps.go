@@ -143,11 +143,11 @@ var freeTripletStep = step{
 // "Registered" is the driver's directory under /sys/bus/*/drivers (and a
 // live discipline module), not /sys/module: that appears when loading
 // starts, before the module's init has run.
-func modulesStep(names []string, ready func(ccw.Sys) (bool, string)) step {
+func modulesStep(names []string, ready func(*worker) (bool, string)) step {
 	return step{
 		name: "modules",
 		observe: func(w *worker) observation {
-			ok, note := ready(w.sys)
+			ok, note := ready(w)
 			switch {
 			case ok:
 				return observation{done: true}
@@ -179,18 +179,18 @@ func modulesStep(names []string, ready func(ccw.Sys) (bool, string)) step {
 	}
 }
 
-var qethModulesStep = modulesStep(kmod.Qeth, func(s ccw.Sys) (bool, string) {
+var qethModulesStep = modulesStep(kmod.Qeth, func(w *worker) (bool, string) {
 	switch {
-	case !s.QethRegistered():
+	case !w.sys.QethRegistered():
 		return false, "no " + ccw.QethDriver
-	case !s.ModuleLive("qeth_l2"):
-		return false, "module qeth_l2 not live (" + or(s.ModuleState("qeth_l2"), "absent") + ")"
+	case !w.cfg.Modules.Live("qeth_l2"):
+		return false, "module qeth_l2 not live (" + or(w.sys.ModuleState("qeth_l2"), "absent") + ")"
 	}
 	return true, ""
 })
 
-var virtioModulesStep = modulesStep(kmod.Virtio, func(s ccw.Sys) (bool, string) {
-	if !s.VirtioNetRegistered() {
+var virtioModulesStep = modulesStep(kmod.Virtio, func(w *worker) (bool, string) {
+	if !w.sys.VirtioNetRegistered() {
 		return false, "no " + ccw.VirtioNetDriver
 	}
 	return true, ""

@@ -138,23 +138,12 @@ func (s Sys) QethRegistered() bool { return s.FS.Exists(QethDriver) }
 // VirtioNetRegistered reports whether the virtio_net driver is registered.
 func (s Sys) VirtioNetRegistered() bool { return s.FS.Exists(VirtioNetDriver) }
 
-// ModuleState is "live", "coming" or "going" for a loadable module,
-// "builtin" for a built-in one that shows in /sys/module, "" when absent.
+// ModuleState is /sys/module/<name>/initstate: "live", "coming" or
+// "going" for a loadable module, "" when there is none (not loaded, or
+// built in).
 func (s Sys) ModuleState(name string) string {
-	st, err := sysfs.ReadString(s.FS, moduleDir+name+moduleStateFile)
-	switch {
-	case err == nil:
-		return st
-	case s.FS.Exists(moduleDir + name):
-		return "builtin" // built-in modules have no initstate
-	}
-	return ""
-}
-
-// ModuleLive reports whether a module has finished its init.
-func (s Sys) ModuleLive(name string) bool {
-	st := s.ModuleState(name)
-	return st == moduleStateLive || st == "builtin"
+	st, _ := sysfs.ReadString(s.FS, moduleDir+name+moduleStateFile)
+	return st
 }
 
 // DriverOf names the driver bound to a CCW device ("" when none).

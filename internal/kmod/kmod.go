@@ -37,19 +37,22 @@ type Loader struct {
 	// Insmod, when set, replaces finit_module (tests load into a model).
 	Insmod func(path string) error
 
-	mu     sync.Mutex
-	prober *kmodule.Prober
-	done   map[string]error
-	errMu  sync.Mutex
-	errs   []error
+	mu      sync.Mutex
+	prober  *kmodule.Prober
+	done    map[string]error
+	errMu   sync.Mutex
+	errs    []error
+	fresh   map[string]bool // modules our own finit_module loaded
+	builtin map[string]bool // modules.builtin, read once
+	noTree  bool            // no modules.dep: a kernel without loadable modules
 }
 
 // Load loads each module that is not live yet (or built in), with its
 // dependencies from modules.dep (u-root's kmodule resolves them). A module
 // that someone else is loading at the same moment (udev's coldplug by
 // modalias) makes finit_module wait for it and answer EEXIST: that is
-// success here. Whether the module's driver is usable is for the caller to
-// read in sysfs. It reports which modules it loaded.
+// success here, but not ours. Whether the module's driver is usable is for
+// the caller to read in sysfs. It reports the modules it loaded itself.
 func (l *Loader) Load(names ...string) (loaded []string, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -63,7 +66,7 @@ func (l *Loader) Load(names ...string) (loaded []string, err error) {
 			}
 			continue
 		}
-		if l.live(name) {
+		if l.loadedLocked(name) {
 			l.done[name] = nil
 			continue
 		}
@@ -72,22 +75,75 @@ func (l *Loader) Load(names ...string) (loaded []string, err error) {
 		if err != nil {
 			return loaded, err
 		}
-		loaded = append(loaded, name)
+		if l.fresh[name] {
+			loaded = append(loaded, name)
+		}
 	}
 	return loaded, nil
 }
 
-// live reports whether a module finished its init (initstate "live"), or
-// is built in (a /sys/module entry without initstate).
-func (l *Loader) live(name string) bool {
-	if l.FS == nil {
-		return false
+// Live reports whether a module can be relied on: it finished its init
+// (/sys/module/<m>/initstate reads "live"), or it is built into the
+// kernel (modules.builtin lists it, or the kernel has no module tree at
+// all). /sys/module/<m> alone is not enough: it appears when loading
+// starts, before initstate does, and built-in modules often have none.
+func (l *Loader) Live(name string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.liveLocked(name)
+}
+
+func (l *Loader) liveLocked(name string) bool {
+	// Without a module tree nothing can be loaded: what the kernel lacks,
+	// its own answers will say.
+	return l.loadedLocked(name) || l.noTree
+}
+
+// loadedLocked: live, or listed as built in.
+func (l *Loader) loadedLocked(name string) bool {
+	if l.FS != nil {
+		if st, err := sysfs.ReadString(l.FS, "/sys/module/"+name+"/initstate"); err == nil {
+			return st == "live"
+		}
 	}
-	st, err := sysfs.ReadString(l.FS, "/sys/module/"+name+"/initstate")
-	if err == nil {
-		return st == "live"
+	l.readBuiltin()
+	return l.builtin[name]
+}
+
+// readBuiltin reads modules.builtin once. A kernel without a module tree
+// (no modules.dep: a monolithic kernel, as u-root images often boot) has
+// everything it has built in.
+func (l *Loader) readBuiltin() {
+	if l.builtin != nil {
+		return
 	}
-	return sysfs.IsNotExist(err) && l.FS.Exists("/sys/module/"+name)
+	l.builtin = map[string]bool{}
+	release, err := l.release()
+	if err != nil {
+		l.noTree = true
+		return
+	}
+	dir := filepath.Join(l.Root, "lib/modules", release)
+	if _, err := os.Stat(filepath.Join(dir, "modules.dep")); err != nil {
+		l.noTree = true
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "modules.builtin"))
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Fields(string(b)) {
+		l.builtin[moduleName(line)] = true
+	}
+}
+
+// moduleName is the module a file path names: "kernel/net/802/stp.ko.xz"
+// is stp, "qeth-l2.ko" is qeth_l2.
+func moduleName(file string) string {
+	base := filepath.Base(file)
+	if i := strings.Index(base, ".ko"); i >= 0 {
+		base = base[:i]
+	}
+	return strings.ReplaceAll(base, "-", "_")
 }
 
 func (l *Loader) probe(name string) error {
@@ -129,10 +185,20 @@ func (l *Loader) insmod(file string) {
 	} else {
 		err = finit(file)
 	}
-	if err != nil && !errors.Is(err, unix.EEXIST) {
-		l.errMu.Lock()
+	l.errMu.Lock()
+	defer l.errMu.Unlock()
+	switch {
+	case err == nil:
+		if l.fresh == nil {
+			l.fresh = map[string]bool{}
+		}
+		l.fresh[moduleName(file)] = true
+	case errors.Is(err, unix.EEXIST):
+		// Loaded by someone else meanwhile (the kernel waited for it).
+	case errors.Is(err, unix.EBUSY):
+		l.errs = append(l.errs, fmt.Errorf("finit_module %s: %s: another load of it at the same moment (udev's?) failed; see the kernel log", filepath.Base(file), errno.Words(err)))
+	default:
 		l.errs = append(l.errs, fmt.Errorf("finit_module %s: %s", filepath.Base(file), errno.Words(err)))
-		l.errMu.Unlock()
 	}
 }
 

@@ -125,3 +125,45 @@ func TestLoadEEXISTIsSuccessOtherErrnosAreNot(t *testing.T) {
 		t.Errorf("ENOEXEC: %v", err)
 	}
 }
+
+// Live: a module is usable once its init ran, or when it is built in;
+// /sys/module/<m> alone (it appears when loading starts) is not enough.
+func TestLive(t *testing.T) {
+	root := t.TempDir()
+	if err := kernelmodel.WriteModulesTree(root, "6.1.0-test-s390x"); err != nil {
+		t.Fatal(err)
+	}
+	m := kernelmodel.New()
+	m.LoadModules("qeth")
+	l := &Loader{Root: root, Release: "6.1.0-test-s390x", FS: m}
+	for name, want := range map[string]bool{"qeth": true, "qeth_l2": false, "virtio_ccw": true /* modules.builtin */} {
+		if got := l.Live(name); got != want {
+			t.Errorf("Live(%s) = %v, want %v", name, got, want)
+		}
+	}
+	// A kernel without a module tree: nothing to load, everything it has
+	// is built in.
+	bare := &Loader{Root: t.TempDir(), Release: "6.1.0-test-s390x", FS: kernelmodel.New()}
+	if !bare.Live("qeth_l2") {
+		t.Error("no module tree: qeth_l2 not taken as built in")
+	}
+}
+
+// Modules that another loader (udev) loaded at the same time are not
+// reported as ours.
+func TestLoadReportsOnlyOwnLoads(t *testing.T) {
+	root := t.TempDir()
+	if err := kernelmodel.WriteModulesTree(root, "6.1.0-test-s390x"); err != nil {
+		t.Fatal(err)
+	}
+	l := &Loader{Root: root, Release: "6.1.0-test-s390x", FS: kernelmodel.New(), Insmod: func(p string) error {
+		if strings.HasSuffix(p, "/virtio_net.ko") {
+			return unix.EEXIST
+		}
+		return nil
+	}}
+	loaded, err := l.Load(Virtio...)
+	if err != nil || len(loaded) != 0 {
+		t.Errorf("Load = %v, %v; want nothing of ours", loaded, err)
+	}
+}
