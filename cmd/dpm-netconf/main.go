@@ -35,6 +35,10 @@ const (
 	exitOK    = 0
 	exitFail  = 1 // an entry invalid or a NIC not configured
 	exitUsage = 2
+	// exitInProgress: nothing failed, but the deadline came while the
+	// kernel was still bringing a NIC online; the write helper finishes it.
+	// The unit counts it as success, so systemd leaves the helper alone.
+	exitInProgress = 3
 )
 
 func main() {
@@ -215,10 +219,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			Errors []cmdline.Error `json:"errors"`
 		}{nonNil(reports), list.Errors})
 	}
-	code := exitOK
-	if apply.Failed(reports) || len(list.Errors) > 0 {
-		code = exitFail
-	}
+	code := exitCode(reports, len(list.Errors))
 	configured := 0
 	for _, r := range reports {
 		if r.OK {
@@ -311,6 +312,23 @@ func (s system) close() {
 	if s.events != nil {
 		s.events.Close()
 	}
+}
+
+func exitCode(reports []apply.Report, invalid int) int {
+	code := exitOK
+	for _, r := range reports {
+		switch {
+		case r.OK:
+		case r.InProgress && code == exitOK:
+			code = exitInProgress
+		case !r.InProgress:
+			code = exitFail
+		}
+	}
+	if invalid > 0 {
+		code = exitFail
+	}
+	return code
 }
 
 func readCmdline(o options, stdin io.Reader) (string, error) {

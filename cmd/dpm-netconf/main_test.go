@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/apply"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/kernelmodel"
 )
 
@@ -255,6 +256,26 @@ func TestApplyOneDevice(t *testing.T) {
 		r := runWith(t, "", "dpm-netconf", "apply", dev, "--root", root, "--timeout", "2s")
 		if r.code != 0 || r.stderr != "" {
 			t.Errorf("apply of unlisted %s = %+v", dev, r)
+		}
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	ok, failed, inProgress := apply.Report{OK: true}, apply.Report{Error: "x"}, apply.Report{InProgress: true, Error: "x"}
+	for _, tc := range []struct {
+		reports []apply.Report
+		invalid int
+		want    int
+	}{
+		{nil, 0, exitOK},
+		{[]apply.Report{ok, ok}, 0, exitOK},
+		{[]apply.Report{ok, inProgress}, 0, exitInProgress},
+		{[]apply.Report{inProgress, failed}, 0, exitFail},
+		{[]apply.Report{failed, inProgress}, 0, exitFail},
+		{[]apply.Report{ok, inProgress}, 1, exitFail},
+	} {
+		if got := exitCode(tc.reports, tc.invalid); got != tc.want {
+			t.Errorf("exitCode(%+v, %d) = %d, want %d", tc.reports, tc.invalid, got, tc.want)
 		}
 	}
 }

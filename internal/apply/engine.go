@@ -26,9 +26,10 @@ type step struct {
 	// step neither done nor busy.
 	act func(ctx context.Context, w *worker) error
 	// ambiguous errors may come from another actor's change that is not
-	// visible yet (a group being created by zdev answers EINVAL before its
-	// directory exists): they are retried a few times before being
-	// reported.
+	// visible yet (a group being created by zdev answers EINVAL while the
+	// qeth probe runs, before its directory exists; virtio's auto-online
+	// answers EINVAL before online reads 1): they are retried for
+	// ambiguousFor before being reported.
 	ambiguous func(err error) bool
 	// expired says why the step was not done by the deadline (nil: the
 	// generic "deadline reached" message).
@@ -47,10 +48,20 @@ type observation struct {
 	conflict error
 	// note says what was seen (for -v logs and deadline messages).
 	note string
+	// restart: what earlier steps set up is gone (the group vanished when
+	// a member device went away): run the NIC's steps again from the top.
+	restart bool
 }
 
-// ambiguousRetries bounds how often an ambiguous error is retried.
-const ambiguousRetries = 3
+// ambiguousFor bounds how long an ambiguous error is retried: longer than
+// a real OSA's qeth probe (channel I/O) takes while another actor groups.
+const ambiguousFor = 5 * time.Second
+
+// maxRestarts bounds how often a NIC's steps start again from the top.
+const maxRestarts = 3
+
+// errRestart asks configure to run the NIC's steps again.
+var errRestart = errors.New("restart")
 
 // worker configures one NIC.
 type worker struct {
@@ -155,6 +166,19 @@ func (w *worker) configure(ctx context.Context) error {
 	default:
 		steps = virtioSteps
 	}
+	for restarts := 0; ; restarts++ {
+		err := w.runSteps(ctx, steps)
+		if !errors.Is(err, errRestart) {
+			return err
+		}
+		if restarts == maxRestarts {
+			return fmt.Errorf("the group device of %s vanished %d times while it was being configured (its devices are going away and coming back)", w.busID(), restarts+1)
+		}
+		w.cfg.Log.Infof("%s: the group device vanished: configuring it again", w.busID())
+	}
+}
+
+func (w *worker) runSteps(ctx context.Context, steps []step) error {
 	for _, s := range steps {
 		if err := w.runStep(ctx, s); err != nil {
 			return err
@@ -171,12 +195,15 @@ func (w *worker) runStep(ctx context.Context, s step) error {
 	var (
 		last      observation
 		actErr    error
-		ambiguous int
+		retried   error     // the last answer retried as transient or ambiguous
+		ambiguous time.Time // when the first ambiguous answer came
 	)
 	for {
 		o := s.observe(w)
 		last = o
 		switch {
+		case o.restart:
+			return errRestart
 		case o.conflict != nil:
 			return o.conflict
 		case o.done:
@@ -187,16 +214,18 @@ func (w *worker) runStep(ctx context.Context, s step) error {
 		case actErr != nil:
 			// The write failed and the state is not the wanted one.
 			switch {
-			case errors.Is(actErr, unix.EAGAIN),
+			case errors.Is(actErr, unix.EAGAIN), errors.Is(actErr, unix.EINTR),
 				o.busy && transientWhileBusy(actErr):
 				w.cfg.Log.Debugf("%s: %s: %s while a change is in flight (%s): again", w.busID(), s.name, errno.Words(actErr), o.note)
-			case s.ambiguous != nil && s.ambiguous(actErr) && ambiguous < ambiguousRetries:
-				ambiguous++
-				w.cfg.Log.Debugf("%s: %s: %s, read again", w.busID(), s.name, errno.Words(actErr))
+			case s.ambiguous != nil && s.ambiguous(actErr) && (ambiguous.IsZero() || time.Since(ambiguous) < ambiguousFor):
+				if ambiguous.IsZero() {
+					ambiguous = time.Now()
+				}
+				w.cfg.Log.Debugf("%s: %s: %s, maybe another actor's change not visible yet: again", w.busID(), s.name, errno.Words(actErr))
 			default:
 				return actErr
 			}
-			actErr = nil
+			retried, actErr = actErr, nil
 		case !o.busy:
 			err := s.act(ctx, w)
 			if ctx.Err() != nil && err != nil {
@@ -206,6 +235,9 @@ func (w *worker) runStep(ctx context.Context, s step) error {
 			continue // verify at once: read again
 		}
 		if err := w.wait(ctx, &bo); err != nil {
+			if retried != nil {
+				return fmt.Errorf("%w (retried until the deadline)", retried)
+			}
 			return w.deadline(ctx, s, last)
 		}
 	}

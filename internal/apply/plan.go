@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/ccw"
@@ -11,9 +12,10 @@ import (
 
 // plan runs once before the workers start. It frees every listed read
 // device that is not visible with one cio_ignore write and one settle (not
-// one per NIC), then decides which entries overlap, so that no worker
-// ever waits for another.
-func plan(_ context.Context, cfg *Config, ws []*worker) {
+// one per NIC), then the write and data devices of the qeth NICs the same
+// way, and decides which entries overlap, so that no worker ever waits for
+// another.
+func plan(ctx context.Context, cfg *Config, ws []*worker) {
 	sys := ccw.Sys{FS: cfg.FS}
 	if sys.HasCIOIgnore() {
 		var absent []string
@@ -22,19 +24,9 @@ func plan(_ context.Context, cfg *Config, ws []*worker) {
 				absent = append(absent, w.busID())
 			}
 		}
-		if len(absent) > 0 {
-			if err := sys.FreeList(absent); err != nil {
-				// Each worker frees its own device then, and reports a
-				// failure in its own words.
-				cfg.Log.Debugf("free %s: %v", strings.Join(absent, ","), err)
-			} else {
-				for _, w := range ws {
-					for _, id := range absent {
-						if id == w.busID() {
-							w.freed = true
-						}
-					}
-				}
+		if freeAll(ctx, cfg, sys, absent) {
+			for _, w := range ws {
+				w.freed = slices.Contains(absent, w.busID())
 			}
 		}
 	}
@@ -43,6 +35,20 @@ func plan(_ context.Context, cfg *Config, ws []*worker) {
 		kinds[i], _ = kindOf(sys, w.busID())
 		if kinds[i] != "" {
 			w.setKind(kinds[i])
+		}
+	}
+	// The write and data devices of the qeth NICs, again in one write.
+	if sys.HasCIOIgnore() {
+		var ranges []string
+		for i, w := range ws {
+			if kinds[i] == KindQeth && !sys.Grouped(w.busID()) && (!sys.FS.Exists(ccw.DevicePath(w.ids[1])) || !sys.FS.Exists(ccw.DevicePath(w.ids[2]))) {
+				ranges = append(ranges, w.ids[1]+"-"+w.ids[2])
+			}
+		}
+		if freeAll(ctx, cfg, sys, ranges) {
+			for i, w := range ws {
+				w.freedWD = kinds[i] == KindQeth && slices.Contains(ranges, w.ids[1]+"-"+w.ids[2])
+			}
 		}
 	}
 	// The earlier entry stands. Only what is known now decides; a device
@@ -56,6 +62,23 @@ func plan(_ context.Context, cfg *Config, ws []*worker) {
 			}
 		}
 	}
+}
+
+// freeAll frees bus ids or ranges with one cio_ignore write and waits for
+// the probing once. On failure each worker frees its own devices and
+// reports in its own words.
+func freeAll(ctx context.Context, cfg *Config, sys ccw.Sys, specs []string) bool {
+	if len(specs) == 0 {
+		return false
+	}
+	if err := sys.Unignore(strings.Join(specs, ",")); err != nil {
+		cfg.Log.Debugf("%v", err)
+		return false
+	}
+	if err := cfg.Slow.Write(ctx, ccw.CIOSettle, "1"); err != nil {
+		cfg.Log.Debugf("settle: %v", err)
+	}
+	return true
 }
 
 // overlap decides whether entry b, listed after a, collides with a's

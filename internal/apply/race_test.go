@@ -336,3 +336,37 @@ func (l *racingLinks) LinkByIndex(i int) (link.Link, error) {
 	l.before()
 	return l.Model.LinkByIndex(i)
 }
+
+// zdev's online is in flight when apply reads the card: the group reads
+// online=0 and the card DOWN for most of it, but its members are already
+// online. Apply sees the change in flight and waits instead of writing
+// (its write would block on the device lock and then get EINVAL).
+func TestOnlineInFlightIsSeen(t *testing.T) {
+	m := kernelmodel.New()
+	m.AddOSA("0.0.0001", "0a")
+	m.LoadModules("ccwgroup", "qeth", "qeth_l2")
+	m.OnlineDelay = 300 * time.Millisecond
+	write(t, m, "/sys/bus/ccwgroup/drivers/qeth/group", "0.0.0001,0.0.0002,0.0.0003")
+	go func() { _ = m.WriteFile(grp+"online", []byte("1")) }()
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(time.Millisecond) {
+		if v, _ := m.ReadFile(grp + "cdev0/online"); strings.TrimSpace(string(v)) == "1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the members never went online")
+		}
+	}
+	r := applyWithin(t, newConfig(t, m), 5*time.Second, "0001,0;")[0]
+	if !r.OK || len(r.Done) != 0 {
+		t.Fatalf("report %+v", r)
+	}
+	n := 0
+	for _, w := range m.Writes() {
+		if strings.HasPrefix(w, grp) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d writes to the card, want only zdev's online: %v", n, m.Writes())
+	}
+}

@@ -69,9 +69,12 @@ var findStep = step{
 		}
 		return observation{done: true}
 	},
-	act: func(_ context.Context, w *worker) error {
+	act: func(ctx context.Context, w *worker) error {
+		if err := w.sys.Unignore(w.busID()); err != nil {
+			return err
+		}
 		w.freed = true
-		return w.sys.Free(w.busID(), w.busID())
+		return w.settle(ctx)
 	},
 	expired: func(w *worker, _ observation) error {
 		return fmt.Errorf(freeDeadline, w.busID(), map[bool]string{true: ", even after freeing it from cio_ignore"}[w.freed])
@@ -123,9 +126,12 @@ var freeTripletStep = step{
 		}
 		return observation{done: true}
 	},
-	act: func(_ context.Context, w *worker) error {
+	act: func(ctx context.Context, w *worker) error {
+		if err := w.sys.Unignore(w.ids[1] + "-" + w.ids[2]); err != nil {
+			return err
+		}
 		w.freedWD = true
-		return w.sys.Free(w.ids[1], w.ids[2])
+		return w.settle(ctx)
 	},
 	expired: func(w *worker, _ observation) error {
 		role := [3]string{"read", "write", "data"}
@@ -240,11 +246,13 @@ var groupStep = step{
 		}
 		return observation{}
 	},
-	act: func(_ context.Context, w *worker) error {
-		if err := w.sys.Group(w.ids[0], w.ids[1], w.ids[2]); err != nil {
+	act: func(ctx context.Context, w *worker) error {
+		// The qeth probe does channel I/O: a write that can block.
+		ids := w.ids[0] + "," + w.ids[1] + "," + w.ids[2]
+		if err := w.slowWrite(ctx, "group", ccw.QethGroup, ids); err != nil {
 			return err
 		}
-		w.did("group", "grouped %s,%s,%s", w.ids[0], w.ids[1], w.ids[2])
+		w.did("group", "grouped %s", ids)
 		return nil
 	},
 	// Another actor's group of the same devices answers EINVAL before its
@@ -258,7 +266,8 @@ func qethState(w *worker) (ccw.Qeth, observation) {
 	q, err := w.sys.QethState(w.busID())
 	if err != nil {
 		if sysfs.IsNotExist(err) {
-			return q, observation{busy: true, note: "group device absent (ungrouped again?)"}
+			// ccwgroup ungroups when a member device goes away.
+			return q, observation{restart: true, note: "group device absent"}
 		}
 		return q, observation{conflict: err}
 	}
@@ -287,9 +296,11 @@ func offlineAttrStep(attr string, want func(*worker) int, get func(ccw.Qeth) int
 			o.done = q.Online || get(q) == want(w)
 			return o
 		},
-		act: func(_ context.Context, w *worker) error {
+		act: func(ctx context.Context, w *worker) error {
+			// qeth takes the card's mutexes, which an online in flight
+			// holds: a write that can block.
 			v := want(w)
-			if err := w.sys.SetAttr(w.busID(), attr, fmt.Sprint(v)); err != nil {
+			if err := w.slowWrite(ctx, attr, ccw.GroupPath(w.busID())+"/"+attr, fmt.Sprint(v)); err != nil {
 				return err
 			}
 			w.did(attr, "%s=%d", attr, v)
@@ -320,7 +331,11 @@ var qethOnlineStep = step{
 		return o
 	},
 	act: func(ctx context.Context, w *worker) error {
-		return w.slowWrite(ctx, "online", ccw.GroupPath(w.busID())+"/online", "1")
+		if err := w.slowWrite(ctx, "online", ccw.GroupPath(w.busID())+"/online", "1"); err != nil {
+			return err
+		}
+		w.did("online", "online")
+		return nil
 	},
 }
 
@@ -340,15 +355,23 @@ var virtioOnlineStep = step{
 		return observation{note: "offline"}
 	},
 	act: func(ctx context.Context, w *worker) error {
-		return w.slowWrite(ctx, "online", ccw.DevicePath(w.busID())+"/online", "1")
+		if err := w.slowWrite(ctx, "online", ccw.DevicePath(w.busID())+"/online", "1"); err != nil {
+			return err
+		}
+		w.did("online", "online")
+		return nil
 	},
+	// virtio_ccw's own auto-online answers EINVAL to a second online
+	// before online reads 1 (ccw_device_online: state not OFFLINE).
+	ambiguous: func(err error) bool { return errors.Is(err, unix.EINVAL) },
 }
 
-// slowWrite writes through the Writer that outlives our deadline and
-// records the action.
+// slowWrite makes a kernel write that can block (it waits for channel
+// I/O or for locks an online in flight holds) through the Writer that
+// outlives our deadline, so that the caller regains control in time and the
+// kernel's work is not aborted.
 func (w *worker) slowWrite(ctx context.Context, attr, file, value string) error {
 	w.set(func() { w.inFlight = true })
-	start := time.Now()
 	err := w.cfg.Slow.Write(ctx, file, value)
 	if ctx.Err() != nil && err != nil {
 		return err // still under way: the report says so
@@ -357,7 +380,16 @@ func (w *worker) slowWrite(ctx context.Context, attr, file, value string) error 
 	if err != nil {
 		return &ccw.AttrError{Step: attr, Device: w.busID(), File: file, Value: value, Err: err}
 	}
-	w.did(attr, "%s=%s in %s", attr, value, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// settle waits for the channel subsystem to finish probing freed devices
+// (cio_settle waits uninterruptibly). It is a barrier, not a step: if it
+// fails, the devices still show up, and their kernel events wake us.
+func (w *worker) settle(ctx context.Context) error {
+	if err := w.cfg.Slow.Write(ctx, ccw.CIOSettle, "1"); err != nil && ctx.Err() == nil {
+		w.cfg.Log.Debugf("%s: settle: %s", w.busID(), errno.Words(err))
+	}
 	return nil
 }
 

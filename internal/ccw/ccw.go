@@ -103,6 +103,12 @@ func (s Sys) Free(from, to string) error {
 	return s.Settle()
 }
 
+// Unignore removes a bus id or range ("0.0.0002-0.0.0003") from the
+// cio_ignore list without waiting for the probing (see Settle).
+func (s Sys) Unignore(spec string) error {
+	return s.write("free", spec, CIOIgnore, "free "+spec)
+}
+
 // FreeList removes several bus ids from the cio_ignore list with one write
 // and waits once for the probing.
 func (s Sys) FreeList(busIDs []string) error {
@@ -189,15 +195,22 @@ type Qeth struct {
 	Online bool
 	Layer2 int // -1 (not chosen yet), 0 or 1
 	Port   int
-	State  string // DOWN, HARDSETUP, SOFTSETUP, UP, ...
+	State  string // DOWN, SOFTSETUP, UP (6.x; 4.19 also HARDSETUP)
+	// MembersOnline: a member CCW device reads online=1.
+	MembersOnline bool
 }
 
 // Down reports whether the card is DOWN: only then can layer2 and portno
-// change. Offline but not DOWN means an online or offline is in flight.
+// change.
 func (q Qeth) Down() bool { return q.State == "DOWN" || q.State == "" && !q.Online }
 
 // Changing reports whether an online or offline of the card is in flight.
-func (q Qeth) Changing() bool { return !q.Online && !q.Down() }
+// The group reads online=0 until its online has finished (ccwgroup sets its
+// state after the driver's set_online returns), and the card stays DOWN
+// through the slow part (hardsetup, IDX); but the members' channels are
+// started first (qeth_start_channel sets them online), so an offline group
+// with an online member is mid-change.
+func (q Qeth) Changing() bool { return !q.Online && (!q.Down() || q.MembersOnline) }
 
 // QethState reads online, layer2, portno and state of a group device.
 func (s Sys) QethState(busID string) (Qeth, error) {
@@ -214,6 +227,14 @@ func (s Sys) QethState(busID string) (Qeth, error) {
 	}
 	q.Online, q.Layer2, q.Port = vals[0] == 1, vals[1], vals[2]
 	q.State, _ = s.Attr(busID, "state")
+	if !q.Online {
+		for i := 0; i < 3; i++ {
+			if v, err := s.Attr(busID, fmt.Sprintf("cdev%d/online", i)); err == nil && v == "1" {
+				q.MembersOnline = true
+				break
+			}
+		}
+	}
 	return q, nil
 }
 

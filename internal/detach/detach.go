@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -110,6 +111,10 @@ func Child(args []string) int {
 		return 2
 	}
 	root, file, value := args[0], args[1], args[2]
+	// Finish the write whatever happens to the caller: a stop of its unit,
+	// a hang-up of its session. (SIGKILL still ends it: nothing can help
+	// that, and systemd sends it only at shutdown.)
+	signal.Ignore(syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT)
 	start := time.Now()
 	err := write(file, value)
 	answer := "ok"

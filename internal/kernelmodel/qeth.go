@@ -274,6 +274,13 @@ func (m *Model) groupSetOnline(g *group) error {
 	busy := make(chan struct{})
 	g.cardBusy = busy
 	delay := m.OnlineDelay
+	// The members' channels start first (qeth_start_channel →
+	// ccw_device_set_online, early in hardsetup): for most of the online
+	// the members read online=1 while the group still reads 0 and the card
+	// DOWN.
+	for _, d := range g.members {
+		d.online = true
+	}
 	m.mu.Unlock()
 
 	time.Sleep(delay)

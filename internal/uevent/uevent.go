@@ -115,9 +115,11 @@ type Listener struct {
 }
 
 // Listen subscribes to the kernel's uevents (multicast group 1, the kernel's
-// own; udev's re-broadcasts use group 2). It needs CAP_NET_ADMIN in the
-// initial network namespace to see every event; it is opened before the
-// first read of the state it watches, so nothing falls between.
+// own; udev's re-broadcasts use group 2). Any process may listen
+// (lib/kobject_uevent.c sets NL_CFG_F_NONROOT_RECV); device events reach
+// every network namespace of the initial user namespace, a net device's only
+// its own. Callers open it before the first read of the state it watches,
+// so nothing falls between.
 func Listen() (*Listener, error) {
 	c, err := socket.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM, unix.NETLINK_KOBJECT_UEVENT, "uevent", nil)
 	if err != nil {
