@@ -20,6 +20,8 @@ import (
 	expect "github.com/Netflix/go-expect"
 	"github.com/hugelgupf/vmtest/qemu"
 	"github.com/u-root/mkuimage/cpio"
+
+	"github.com/dpm-guest-image-tools/dpm-netconf/vmtests/probewire"
 )
 
 // S390x is the guest architecture; vmtest has none, but its arch list is an
@@ -313,14 +315,8 @@ func Decode64(text, tag string, v any) error {
 	return nil
 }
 
-// RaceProc is one process of a probe race (dpmprobe race).
-type RaceProc struct {
-	Args    []string `json:"args"`
-	StartMS float64  `json:"start_ms"` // from the common release to exec
-	EndMS   float64  `json:"end_ms"`   // from the common release to exit
-	Exit    int      `json:"exit"`     // -1: could not start or was killed
-	Output  string   `json:"output"`   // stdout and stderr, interleaved
-}
+// RaceProc is one process of a probe race.
+type RaceProc = probewire.RaceProc
 
 // Race starts copies of cmd (e.g. "dpm-netconf apply") and the probe's
 // actor for busIDs in the guest at one instant, and returns every process,

@@ -57,6 +57,8 @@ import (
 
 	"github.com/jsimonetti/rtnetlink/v2"
 	"golang.org/x/sys/unix"
+
+	"github.com/dpm-guest-image-tools/dpm-netconf/vmtests/probewire"
 )
 
 // NIC is one network interface of a CCW device.
@@ -318,14 +320,8 @@ func zdev(busIDs []string) int {
 	return 0
 }
 
-// RaceProc is one process of a race.
-type RaceProc struct {
-	Args    []string `json:"args"`
-	StartMS float64  `json:"start_ms"` // from the common release to exec
-	EndMS   float64  `json:"end_ms"`   // from the common release to exit
-	Exit    int      `json:"exit"`     // -1: could not start or was killed
-	Output  string   `json:"output"`   // stdout and stderr, interleaved
-}
+// RaceProc is one process of a probe race.
+type RaceProc = probewire.RaceProc
 
 // race starts n copies of a command and an actor (or none) at one
 // instant: every process is prepared first, then one channel releases them
