@@ -82,7 +82,7 @@ func (b distroBoot) run(t *testing.T) distroResult {
 		// in page faults (seen: an RCU stall in the real root's coldplug).
 		qemu.WithAppendKernel("root=LABEL=root rw console=ttysclp0 module_blacklist="+cpacfModules+" "+b.args+" "+distroList),
 		qemu.ArbitraryArgs(args...),
-		qemu.WithVMTimeout(12*time.Minute),
+		qemu.WithVMTimeout(17*time.Minute),
 		qemu.LogSerialByLine(func(line string) { fmt.Fprintln(logf, line) }),
 	)
 	if err != nil {
@@ -90,9 +90,13 @@ func (b distroBoot) run(t *testing.T) distroResult {
 	}
 	g := &vm.Guest{VM: v, Started: start}
 	defer g.Close()
-	// A boot takes 1–1.5 minutes; under TCG, cloud-init's Python has once
-	// needed 3 more minutes to start (seen in CI), hence the headroom.
-	_, out, err := g.Expect(9*time.Minute, `DPMDISTRO READY`)
+	// A boot takes 1–1.5 minutes. Under TCG the guest has had stalls of
+	// minutes after dpm-netconf's work: cloud-init's Python once needed 3
+	// more minutes to start (seen in CI), and once (2026-11-27, 1 of 7 make
+	// test runs) cloud-init-local started at 212 s and networking.service
+	// then spent 7.7 minutes raising the interfaces, the report coming at
+	// 11.6 minutes; the cause is not found yet. Hence the headroom.
+	_, out, err := g.Expect(15*time.Minute, `DPMDISTRO READY`)
 	if err != nil {
 		t.Fatalf("%v (console in %s)", err, logPath)
 	}
