@@ -111,7 +111,7 @@ vmtest: deps kernel uimage
 	rm -rf $(CACHE)/tmp && mkdir -p $(CACHE)/tmp
 	@echo "vmtest: test log in $(CACHE)/vmtest.log, Hercules and distro guest consoles in $(CACHE)/consoles"
 	cd vmtests && TMPDIR=$(abspath $(CACHE))/tmp DPM_KERNEL_DIR=$(abspath $(KERNEL)) DPM_UIMAGE=$(abspath $(UIMAGE)) \
-		DPM_CONSOLE_DIR=$(abspath $(CACHE))/consoles DPM_DISTRO_IMAGE=$(DPM_DISTRO_IMAGE) $(GO) test -count=1 -v -timeout 40m $(or $(VMTEST_ARGS),-skip TestDistro) . 2>&1 | tee $(abspath $(CACHE))/vmtest.log | grep -v 'devices.go:[0-9]*: ' ; \
+		DPM_CONSOLE_DIR=$(abspath $(CACHE))/consoles DPM_DISTRO_IMAGE=$(DPM_DISTRO_IMAGE) $(GO) test -count=1 -v -timeout 70m $(or $(VMTEST_ARGS),-skip TestDistro) . 2>&1 | tee $(abspath $(CACHE))/vmtest.log | grep -v 'devices.go:[0-9]*: ' ; \
 		st=$${PIPESTATUS[0]}; rm -rf $(abspath $(CACHE))/tmp; exit $$st
 
 # Every parser of outside input: the NIC list, durations, kernel events.
