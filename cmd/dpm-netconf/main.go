@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/apply"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/ccw"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/cmdline"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/detach"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/kmod"
@@ -54,7 +55,7 @@ type options struct {
 	sequential bool
 }
 
-const usage = `usage: dpm-netconf [flags] [apply [DEVICE] | plan | status | setmac DEVICE | version]
+const usage = `usage: dpm-netconf [flags] [apply [DEVICE] | plan | status | setmac DEVICE | nic DEVICE | version]
 
 Configures the NICs listed on the kernel command line by OpenStack's DPM driver
 ("<devno>,<port>[,<mac>];..."): frees, groups, layer2, portno, online, MAC.
@@ -67,6 +68,9 @@ commands:
   status         show each listed NIC's state against the list
   setmac DEVICE  set only the MAC of one listed NIC; DEVICE is a sysfs path as
                  udev's %p gives it, a bus id (0.0.0001) or a devno (0001)
+  nic DEVICE     print the bus id of the listed NIC DEVICE belongs to (DEVICE as
+                 for apply); exit 1, silently, if none or turned off (udev's
+                 rule asks this before it wants dpm-netconf@BUSID.service)
   version        print the version
 
 flags (before or after the command):
@@ -123,7 +127,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			cmd, pos = pos[0], pos[1:]
 		}
 	}
-	wantArgs := map[string][2]int{"apply": {0, 1}, "plan": {0, 0}, "status": {0, 0}, "version": {0, 0}, "setmac": {1, 1}}
+	wantArgs := map[string][2]int{"apply": {0, 1}, "plan": {0, 0}, "status": {0, 0}, "version": {0, 0}, "setmac": {1, 1}, "nic": {1, 1}}
 	n, known := wantArgs[cmd]
 	switch {
 	case !known:
@@ -149,6 +153,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	list := cmdline.Parse(text)
+	if cmd == "nic" {
+		return nicOf(list, o, text, pos[0], stdout)
+	}
 
 	journal := false
 	if f, ok := stderr.(*os.File); ok && o.root == "/" {
@@ -181,7 +188,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		// about (udev runs them per device): not for the list's invalid
 		// entries (apply and plan report those), and not for devices that
 		// are no listed DPM NIC.
-		nic, ok, why := apply.ForDevice(list, pos[0], cmd == "apply")
+		nic, ok, why := apply.ForDevice(ccw.Sys{FS: sysfs.Root(o.root)}, list, pos[0], cmd == "apply")
 		if !ok {
 			log.Debugf("%s", why)
 			return exitOK
@@ -231,6 +238,24 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	log.Infof("done in %s: %d of %d NICs configured, %d invalid entries; exit status %d",
 		time.Since(start).Round(100*time.Microsecond), configured, len(reports), len(list.Errors), code)
 	return code
+}
+
+// nicOf answers udev's rule: the bus id of the listed NIC that device
+// belongs to, on stdout, exit 0; exit 1 and silent for an unlisted device
+// or when dpm-netconf is turned off (dpm_netconf=0; rd.dpm_netconf=0 in
+// the initramfs). udev runs it for every OSA and virtio-net device event,
+// so it only reads the command line and at most one sysfs file: no
+// logger, no event listener, no netlink.
+func nicOf(list cmdline.List, o options, text, device string, stdout io.Writer) int {
+	if bootOptions(o.root, text).Off {
+		return exitFail
+	}
+	nic, ok, _ := apply.ForDevice(ccw.Sys{FS: sysfs.Root(o.root)}, list, device, true)
+	if !ok {
+		return exitFail
+	}
+	fmt.Fprintln(stdout, nic.BusID())
+	return exitOK
 }
 
 // inInitramfs: dracut and systemd mark the initramfs with

@@ -279,3 +279,59 @@ func TestExitCode(t *testing.T) {
 		}
 	}
 }
+
+// nic DEVICE is what udev's rule asks: it prints the listed NIC's bus id
+// for any of that NIC's devices and answers nothing, with exit 1, for the
+// rest, and when dpm-netconf is turned off.
+func TestNICOfDevice(t *testing.T) {
+	root := newTree(t, "ro 0001,0,0a0000000011;0600,1;")
+	tr := &kernelmodel.Tree{Root: root}
+	for _, d := range []struct{ busID, cutype string }{
+		{"0.0.0600", "1731/01"}, {"0.0.0601", "1731/01"}, {"0.0.0602", "1731/01"}, {"0.0.0002", "3832/01"},
+	} {
+		if _, err := tr.CCW(d.busID, d.cutype, "f0", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		device, want string
+	}{
+		{"0.0.0001", "0.0.0001"},
+		{"/devices/css0/0.0.0000/0.0.0001/virtio0/net/eth0", "0.0.0001"},
+		{"/devices/css0/0.0.0003/0.0.0601", "0.0.0600"},
+		{"0.0.0602", "0.0.0600"},
+		{"/devices/qeth/0.0.0600", "0.0.0600"},
+		{"/devices/qeth/0.0.0600/net/enc600", "0.0.0600"},
+		{"0603", ""},     // past the triplet
+		{"0.0.0002", ""}, // a virtio-net NIC next to listed 0001 is not its write device
+		{"0.1.0600", ""}, // another subchannel set
+		{"/devices/virtual/net/lo", ""},
+	} {
+		r := runWith(t, "", "dpm-netconf", "nic", tc.device, "--root", root)
+		wantCode := exitOK
+		if tc.want == "" {
+			wantCode = exitFail
+		} else {
+			tc.want += "\n"
+		}
+		if r.code != wantCode || r.stdout != tc.want || r.stderr != "" {
+			t.Errorf("nic %s = %+v, want exit %d, stdout %q, no stderr", tc.device, r, wantCode, tc.want)
+		}
+	}
+	for _, cl := range []string{"dpm_netconf=0 0001,0;", "0001,0; dpm_netconf=0"} {
+		if r := runWith(t, "", "dpm-netconf", "nic", "0.0.0001", "--root", newTree(t, cl)); r.code != exitFail || r.stdout != "" || r.stderr != "" {
+			t.Errorf("nic with %q = %+v", cl, r)
+		}
+	}
+	// In the initramfs rd.dpm_netconf=0 turns it off too; in the real root not.
+	initrd := newTree(t, "rd.dpm_netconf=0 0001,0;")
+	if r := runWith(t, "", "dpm-netconf", "nic", "0001", "--root", initrd); r.code != exitOK {
+		t.Errorf("nic with rd.dpm_netconf=0 in the real root = %+v", r)
+	}
+	if err := (&kernelmodel.Tree{Root: initrd}).File("etc/initrd-release", ""); err != nil {
+		t.Fatal(err)
+	}
+	if r := runWith(t, "", "dpm-netconf", "nic", "0001", "--root", initrd); r.code != exitFail || r.stdout != "" {
+		t.Errorf("nic with rd.dpm_netconf=0 in the initramfs = %+v", r)
+	}
+}

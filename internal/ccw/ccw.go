@@ -60,7 +60,7 @@ func GroupPath(busID string) string { return grpDevices + busID }
 // error for which sysfs.IsNotExist is true.
 func (s Sys) Device(busID string) (Device, error) {
 	dir := DevicePath(busID)
-	cutype, err := sysfs.ReadString(s.FS, dir+"/cutype")
+	cutype, err := s.CUType(busID)
 	if err != nil {
 		return Device{}, fmt.Errorf("read %s/cutype: %w", dir, err)
 	}
@@ -75,6 +75,11 @@ func (s Sys) Device(busID string) (Device, error) {
 		return Device{}, fmt.Errorf("read %s/../chpids: %w", dir, err)
 	}
 	return Device{BusID: busID, CUType: cutype, Online: online == "1", CHPIDs: chpids}, nil
+}
+
+// CUType reads a CCW device's control-unit type ("1731/01").
+func (s Sys) CUType(busID string) (string, error) {
+	return sysfs.ReadString(s.FS, DevicePath(busID)+"/cutype")
 }
 
 // SetOnline sets a plain CCW device (virtio-ccw) online.
