@@ -1,7 +1,13 @@
 # dpm-netconf: every entry point. `make help` lists them.
 SHELL := /bin/bash
 GO ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The version names the last commit that changed what goes into the product
+# (binary, units, rule, dracut module), not HEAD: a commit that touches only
+# tests or docs builds the same bytes, so the cached distro images and the
+# u-root image stay valid (a rebuild costs minutes of dracut under qemu-user).
+PRODUCT_PATHS := cmd internal dist dracut go.mod go.sum
+VERSION ?= $(shell c=$$(git log -1 --format=%H -- $(PRODUCT_PATHS) 2>/dev/null) && [ -n "$$c" ] && \
+	echo "$$(git describe --tags --always $$c)$$(git diff --quiet HEAD -- $(PRODUCT_PATHS) || echo -dirty)" || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 FUZZTIME ?= 10s
@@ -26,6 +32,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PREFIX ?= /usr
 DESTDIR ?=
 BINDIR = $(PREFIX)/bin
+UNITDIR = $(PREFIX)/lib/systemd/system
 INSTALL_ARCH ?= $(shell $(GO) env GOARCH)
 SUBST = sed 's|@BINDIR@|$(BINDIR)|g'
 
@@ -42,7 +49,7 @@ help:
 	@echo "make kernel      fetch Debian's current s390x kernel into $(CACHE)/kernel"
 	@echo "make uimage      the s390x u-root image with dpm-netconf as uinit (KERNEL=dir of an unpacked kernel)"
 	@echo "make vmtest      boot the image under qemu-system-s390x: the VM test scenarios"
-	@echo "make install     binary, compatibility names, dracut module, systemd unit, udev rule (DESTDIR= PREFIX=/usr INSTALL_ARCH=s390x)"
+	@echo "make install     binary, compatibility names, dracut module, systemd units and preset, udev rule (DESTDIR= PREFIX=/usr INSTALL_ARCH=s390x)"
 	@echo "make vmtest-dracut  boot a Debian 12 s390x system (dracut, systemd, udev, cloud-init) with make install in it"
 	@echo "make vmtest-osa  the OSA scenarios under SDL Hyperion (hercules 4.x on PATH or DPM_HERCULES)"
 	@echo "make demo        install what is missing, fetch the kernel, build the image, boot a guest with 3 NICs"
@@ -63,10 +70,13 @@ install: bin/dpm-netconf-$(INSTALL_ARCH)
 	$(SUBST) dracut/95dpm-netconf/module-setup.sh > $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/95dpm-netconf/module-setup.sh
 	install -m 0755 dracut/95dpm-netconf/dpm-netconf-hook.sh $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/95dpm-netconf/
 	chmod 0755 $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/95dpm-netconf/module-setup.sh
-	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system/sysinit.target.wants $(DESTDIR)$(PREFIX)/lib/udev/rules.d
-	$(SUBST) dist/dpm-netconf.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/dpm-netconf.service
-	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/dpm-netconf.service
-	ln -sf ../dpm-netconf.service $(DESTDIR)$(PREFIX)/lib/systemd/system/sysinit.target.wants/dpm-netconf.service
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/lib/systemd/system-preset $(DESTDIR)$(PREFIX)/lib/udev/rules.d
+	for u in dpm-netconf.service dpm-netconf@.service; do $(SUBST) dist/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; done
+	# The original tools' unit name: systemctl enable/status take it.
+	ln -sf dpm-netconf.service $(DESTDIR)$(UNITDIR)/autoconfigure_networking.service
+	# Enabled by preset (systemctl preset dpm-netconf.service, or a
+	# package's postinst), not by a link here: an admin can disable it.
+	install -m 0644 dist/90-dpm-netconf.preset $(DESTDIR)$(PREFIX)/lib/systemd/system-preset/
 	$(SUBST) dist/80-dpm-netconf.rules > $(DESTDIR)$(PREFIX)/lib/udev/rules.d/80-dpm-netconf.rules
 	chmod 0644 $(DESTDIR)$(PREFIX)/lib/udev/rules.d/80-dpm-netconf.rules
 

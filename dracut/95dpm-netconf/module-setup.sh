@@ -29,4 +29,12 @@ install() {
     # udev renaming interfaces under our feet. Both dracut flavours run it
     # (the systemd one from dracut-pre-udev.service).
     inst_hook pre-udev 20 "$moddir/dpm-netconf-hook.sh"
+    # A listed NIC's device that appears later in the initramfs (a slow
+    # channel path, hot-plug) is configured there too: udev's rule wants
+    # dpm-netconf@BUSID.service under systemd and runs the one-NIC apply
+    # itself in the shell flavour (it tests for /run/systemd/system).
+    inst_rules 80-dpm-netconf.rules
+    if dracut_module_included "systemd"; then
+        inst_simple "${systemdsystemunitdir:-/usr/lib/systemd/system}/dpm-netconf@.service"
+    fi
 }

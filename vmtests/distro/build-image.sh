@@ -56,10 +56,13 @@ ln -sf /etc/systemd/system/dpm-distro-report.service "$root/etc/systemd/system/m
 # No password prompts, no time lost waiting for a network that has no DHCP.
 ln -sf /dev/null "$root/etc/systemd/system/systemd-networkd-wait-online.service"
 
-echo "image: dracut in the root (qemu-user): systemd flavour, then shell flavour" >&2
+echo "image: the unit's preset, then dracut in the root (qemu-user): systemd flavour, then shell flavour" >&2
 for m in proc sys dev; do mount --bind "/$m" "$root/$m"; done
 cleanup_mounts() { for m in dev sys proc; do umount -l "$root/$m" 2>/dev/null || true; done; }
 trap 'cleanup_mounts; rm -rf "$stage"' EXIT
+# What an image builder (or a package's postinst) does: enable the unit by
+# its preset; make install links nothing into sysinit.target.wants.
+chroot "$root" systemctl preset dpm-netconf.service >&2
 start=$(date +%s)
 common=(--force --no-hostonly --add dpm-netconf --omit "cio_ignore plymouth" --kver "$release")
 chroot "$root" dracut "${common[@]}" /boot/initrd-systemd.img >&2

@@ -1,38 +1,112 @@
 #!/bin/bash
 # Test-only (make vmtest-dracut puts it into the test image, never into
 # make install): once cloud-init's network stage is done, print what the
-# guest's own tools say, for the host to assert on; then wait for a NIC
-# hot-plugged by the host and print its MAC.
+# guest's own tools say, for the host to assert on; then, as the kernel
+# parameter dpmtest= asks, watch what the host does to the NICs through
+# QEMU's monitor (hot-plug) and report how the guest took it.
+#   dpmtest=late   0.0.0020, listed but absent at boot, is plugged in
+#   dpmtest=readd  0.0.0001 is unplugged and plugged in again with QEMU's
+#                  MAC, unlisted 0.0.0030 is plugged in, then five udev add
+#                  events in a burst for 0.0.0010; then the unit's names
 say() { echo "DPMDISTRO $*" > /dev/console; }
+up() { local u _; read -r u _ < /proc/uptime; echo "$u"; }
+# The interface and MAC of a virtio-net-ccw device, or nothing.
+nicof() {
+  local n m
+  for n in /sys/bus/ccw/devices/"$1"/virtio*/net/*; do
+    [ -e "$n/address" ] && read -r m < "$n/address" && { echo "${n##*/} $m"; return 0; }
+  done
+  return 1
+}
+# wait_for SECONDS COMMAND...: poll every 50 ms until COMMAND succeeds.
+wait_for() {
+  local end=$(( ${1%.*} * 20 )) i=0
+  shift
+  until "$@"; do
+    i=$((i + 1))
+    [ "$i" -ge "$end" ] && return 1
+    sleep 0.05
+  done
+}
+hasmac() { [ "$(nicof "$1" | cut -d' ' -f2)" = "$2" ]; }
+present() { [ -e "/sys/bus/ccw/devices/$1" ]; }
+absent() { ! present "$1"; }
+journal() { journalctl -b -o short-monotonic --no-pager "$@"; }
+# Lines of the per-NIC instances (systemd's own and dpm-netconf's).
+instances() { journal -u 'dpm-netconf@*' | while read -r line; do say "instance $line"; done; }
+# Until no dpm-netconf@ instance is starting or running.
+instances_idle() { ! systemctl list-units --no-legend --plain --state=activating,deactivating 'dpm-netconf@*' | grep -q .; }
+
 say "uptime $(cut -d' ' -f1 /proc/uptime)"
 ip -o link show | while read -r line; do say "link $line"; done
 ip -4 -o addr show | while read -r line; do say "addr $line"; done
 say "unit $(systemctl show -p ActiveState,Result,ExecMainStatus dpm-netconf.service | xargs)"
-journalctl -b -o short-monotonic --no-pager | grep 'dpm-netconf' | while read -r line; do say "journal $line"; done
-journalctl -b -o short-monotonic --no-pager | grep -E 'Switching root|cloud-init.*(Cloud-init v|running .init-local|running .init )' | while read -r line; do say "timeline $line"; done
+journal | grep 'dpm-netconf' | while read -r line; do say "journal $line"; done
+journal | grep -E 'Switching root|cloud-init.*(Cloud-init v|running .init-local|running .init )' | while read -r line; do say "timeline $line"; done
 for u in dpm-netconf cloud-init-local cloud-init; do
   say "timestamp $u $(systemctl show -p ExecMainStartTimestampMonotonic,ExecMainExitTimestampMonotonic --value $u.service | xargs)"
 done
+instances
 say "READY"
-# Hot-plug: the host adds 0.0.0020 now; udev's rule gives it its MAC.
-for _ in $(seq 1 240); do
-  for n in /sys/bus/ccw/devices/0.0.0020/virtio*/net/*; do
-    [ -e "$n/address" ] || continue
-    if [ "$(cat "$n/address")" = "0a:00:00:00:00:20" ]; then
-      say "hotplug $(basename "$n") $(cat "$n/address")"
-      # The MAC is set a moment before setmac's ok line reaches the journal.
-      for _ in $(seq 1 40); do
-        journalctl -b --no-pager | grep -q 'dpm-netconf: setmac: 0\.0\.0020: ok: ' && break
-        sleep 0.5
-      done
-      # The udev rule's work: the lines of setmac runs (apply's are the unit's).
-      journalctl -b -o short-monotonic --no-pager | grep 'dpm-netconf: setmac: ' | while read -r line; do say "journal $line"; done
-      say "END"
-      exit 0
+
+test=$(sed -n 's/.*dpmtest=\([a-z]*\).*/\1/p' /proc/cmdline)
+case "$test" in
+late)
+  # The host plugs in 0.0.0020 now; udev wants its instance.
+  if wait_for 240 present 0.0.0020; then
+    t0=$(up)
+    if wait_for 60 hasmac 0.0.0020 0a:00:00:00:00:20; then
+      say "late $t0 $(up) $(nicof 0.0.0020)"
+    else
+      say "late-timeout $t0 $(up) $(nicof 0.0.0020)"
     fi
-  done
-  sleep 0.5
-done
-for n in /sys/bus/ccw/devices/0.0.0020/virtio*/net/*; do say "hotplug-timeout $(basename "$n") $(cat "$n/address" 2>/dev/null)"; done
-journalctl -b -o short-monotonic --no-pager | grep -i 'setmac\|0.0.0020' | while read -r line; do say "journal $line"; done
+  else
+    say "late-absent"
+  fi
+  wait_for 60 instances_idle
+  instances
+  ;;
+readd)
+  # (a) The host unplugs 0.0.0001, then plugs it in again with QEMU's MAC.
+  wait_for 120 absent 0.0.0001 && say "gone 0.0.0001 $(up)"
+  if wait_for 120 present 0.0.0001; then
+    t0=$(up)
+    if wait_for 60 hasmac 0.0.0001 0a:00:00:00:00:11; then
+      say "readd $t0 $(up) $(nicof 0.0.0001)"
+    else
+      say "readd-timeout $t0 $(up) $(nicof 0.0.0001)"
+    fi
+  fi
+  # (c) Unlisted 0.0.0030, plugged in with 52:54:00:00:00:30: left alone.
+  if wait_for 120 nicof 0.0.0030 >/dev/null; then
+    udevadm settle -t 30
+    sleep 3
+    wait_for 60 instances_idle
+    say "unlisted $(nicof 0.0.0030)"
+  else
+    say "unlisted-absent"
+  fi
+  # (d) Five add events at once for listed 0.0.0010.
+  for _ in 1 2 3 4 5; do udevadm trigger --action=add /sys/bus/ccw/devices/0.0.0010 & done
+  wait
+  udevadm settle -t 30
+  sleep 2
+  wait_for 60 instances_idle
+  say "burst $(nicof 0.0.0010)"
+  instances
+  systemctl list-units --all --no-legend --plain 'dpm-netconf*' | while read -r line; do say "units $line"; done
+  systemctl --failed --no-legend --plain | while read -r line; do say "failed $line"; done
+  say "failed-end"
+  # The original tools' names.
+  say "enabled-by-preset $(systemctl is-enabled dpm-netconf.service)"
+  systemctl disable -q dpm-netconf.service
+  say "after-disable $(systemctl is-enabled dpm-netconf.service)"
+  systemctl enable -q autoconfigure_networking.service 2>&1 | while read -r line; do say "enable-said $line"; done
+  say "after-enable-alias $(systemctl is-enabled dpm-netconf.service) $(systemctl is-enabled autoconfigure_networking.service)"
+  /usr/bin/setmac.sh 0.0.0001 >/dev/null 2>&1
+  say "setmac.sh $?"
+  /usr/bin/autoconfigure_networking.sh >/dev/null 2>&1
+  say "autoconfigure_networking.sh $?"
+  ;;
+esac
 say "END"

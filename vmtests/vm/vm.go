@@ -143,6 +143,9 @@ type NIC struct {
 	MAC   string
 }
 
+// ID is the NIC's QEMU device id (for device_del): "nic" and its devno.
+func (n NIC) ID() string { return "nic" + n.Devno }
+
 // VirtioNICs gives each devno a predictable QEMU MAC, 52:54:00:00:<devno>.
 func VirtioNICs(devnos ...string) []NIC {
 	var n []NIC
@@ -157,7 +160,7 @@ func VirtioNICs(devnos ...string) []NIC {
 func NICArgs(nics []NIC) []string {
 	var a []string
 	for i, n := range nics {
-		dev := fmt.Sprintf("virtio-net-ccw,netdev=n%d,devno=fe.0.%s", i, n.Devno)
+		dev := fmt.Sprintf("virtio-net-ccw,netdev=n%d,devno=fe.0.%s,id=%s", i, n.Devno, n.ID())
 		if n.MAC != "" {
 			dev += ",mac=" + n.MAC
 		}
