@@ -27,6 +27,7 @@ type osaBoot struct {
 	script     string            // dpmprobe script, run as the guest's uinit
 	files      map[string]string // more files for the initramfs
 	modules    []string          // more module files (paths below lib/modules/<release>/)
+	actions    []vm.Action       // Hercules commands at the script's marks
 }
 
 func requireHercules(t *testing.T) (*vm.Env, string) {
@@ -82,7 +83,7 @@ func (b osaBoot) runConsole(t *testing.T) ([]string, string) {
 	// The kernel's defaults, /dev/kmsg's rate limit included: nothing here
 	// depends on dpm-netconf's kernel-log lines, the probe's run step
 	// reports its stdout and stderr.
-	res, err := e.Hercules(ctx, h, initrd, b.kernelArgs, b.qeths, logf)
+	res, err := e.Hercules(ctx, h, initrd, b.kernelArgs, b.qeths, logf, b.actions...)
 	if err != nil {
 		t.Fatalf("%v (console in %s):\n%s", err, logPath, tail(res.Console, 40))
 	}

@@ -25,25 +25,64 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 roottar=$("$here/build-root.sh" "$cache" | tail -1)
 stage=$(mktemp -d "$cache/distro/install-XXXXXX")
-trap 'rm -rf "$stage"' EXIT
+root=
+cleanup_mounts() { [ -n "$root" ] || return 0; for m in dev sys proc; do umount -l "$root/$m" 2>/dev/null || true; done; }
+trap 'cleanup_mounts; rm -rf "$stage"' EXIT
 make -s -C "$top" install DESTDIR="$stage" PREFIX=/usr INSTALL_ARCH=s390x >&2
-key=$( (basename "$roottar"; echo "$release"; cd "$stage" && find . -type f -exec sha256sum {} + | sort; find . -type l -printf '%p -> %l\n' | sort;
-        cat "$here/build-image.sh" "$here"/dpm-distro-report.*) | sha256sum | cut -c1-12)
+tree_key=$( (basename "$roottar"; echo "$release"; cd "$stage" && find . -type f -exec sha256sum {} + | sort; find . -type l -printf '%p -> %l\n' | sort) | sha256sum | cut -c1-12)
+# Two caches: the initramfs images (dracut under qemu-user: minutes) are
+# keyed on what goes into them — the root, the kernel, our install tree;
+# the disks (a minute) also on the test's report files and this script, so
+# a change to the test's guest side does not run dracut again.
+key=$( (echo "$tree_key"; cat "$here/build-image.sh" "$here"/dpm-distro-report.*) | sha256sum | cut -c1-12)
+initrds="$cache/distro/initrd-$tree_key"
 out="$cache/distro/image-$key"
 if [ -e "$out/.complete" ]; then
   echo "image: cached $out" >&2
   echo "$out"
   exit 0
 fi
-rm -rf "$cache"/distro/image-*   # one image at a time: they are large
+
+# unpack_root DIR: the Debian root with the kernel and our install tree,
+# the unit enabled by its preset, as an image builder (or a package's
+# postinst) leaves it; make install links nothing into sysinit.target.wants.
+unpack_root() {
+  root=$1
+  mkdir -p "$root"
+  echo "image: unpacking the root, the kernel $release and our install tree" >&2
+  tar -xf "$roottar" -C "$root"
+  cp -a "$kdir/root/lib/modules" "$root/lib/"
+  cp -a "$kdir/root/boot/." "$root/boot/"
+  cp -a "$stage/." "$root/"
+  for m in proc sys dev; do mount --bind "/$m" "$root/$m"; done
+  chroot "$root" systemctl preset dpm-netconf.service >&2
+}
+
+if [ ! -e "$initrds/.complete" ]; then
+  rm -rf "$cache"/distro/initrd-*   # one at a time: they are large
+  mkdir -p "$initrds"
+  unpack_root "$initrds/root"
+  echo "image: dracut in the root (qemu-user): systemd flavour, then shell flavour" >&2
+  start=$(date +%s)
+  common=(--force --no-hostonly --add dpm-netconf --omit "cio_ignore plymouth" --kver "$release")
+  chroot "$root" dracut "${common[@]}" /boot/initrd-systemd.img >&2
+  chroot "$root" dracut "${common[@]}" --omit "systemd systemd-initrd dracut-systemd" /boot/initrd-shell.img >&2
+  echo "image: dracut took $(( $(date +%s) - start ))s" >&2
+  cp "$root/boot/initrd-systemd.img" "$root/boot/initrd-shell.img" "$initrds/"
+  cp -L "$root/boot/vmlinuz-$release" "$initrds/vmlinuz"
+  cleanup_mounts
+  rm -rf "$root"
+  root=
+  touch "$initrds/.complete"
+else
+  echo "image: cached initramfs images $initrds" >&2
+fi
+
+rm -rf "$cache"/distro/image-*
 mkdir -p "$out"
-root="$out/root"
-mkdir -p "$root"
-echo "image: unpacking the root, the kernel $release and our install tree" >&2
-tar -xf "$roottar" -C "$root"
-cp -a "$kdir/root/lib/modules" "$root/lib/"
-cp -a "$kdir/root/boot/." "$root/boot/"
-cp -a "$stage/." "$root/"
+unpack_root "$out/root"
+cleanup_mounts
+cp "$initrds"/initrd-systemd.img "$initrds"/initrd-shell.img "$initrds"/vmlinuz "$out/"
 
 # The guest: root on virtio-blk, console on SCLP with autologin-free
 # output, the test's report unit, cloud-init's NoCloud only.
@@ -56,22 +95,6 @@ ln -sf /etc/systemd/system/dpm-distro-report.service "$root/etc/systemd/system/m
 # No password prompts, no time lost waiting for a network that has no DHCP.
 ln -sf /dev/null "$root/etc/systemd/system/systemd-networkd-wait-online.service"
 
-echo "image: the unit's preset, then dracut in the root (qemu-user): systemd flavour, then shell flavour" >&2
-for m in proc sys dev; do mount --bind "/$m" "$root/$m"; done
-cleanup_mounts() { for m in dev sys proc; do umount -l "$root/$m" 2>/dev/null || true; done; }
-trap 'cleanup_mounts; rm -rf "$stage"' EXIT
-# What an image builder (or a package's postinst) does: enable the unit by
-# its preset; make install links nothing into sysinit.target.wants.
-chroot "$root" systemctl preset dpm-netconf.service >&2
-start=$(date +%s)
-common=(--force --no-hostonly --add dpm-netconf --omit "cio_ignore plymouth" --kver "$release")
-chroot "$root" dracut "${common[@]}" /boot/initrd-systemd.img >&2
-chroot "$root" dracut "${common[@]}" --omit "systemd systemd-initrd dracut-systemd" /boot/initrd-shell.img >&2
-cleanup_mounts
-echo "image: dracut took $(( $(date +%s) - start ))s" >&2
-cp "$root/boot/initrd-systemd.img" "$root/boot/initrd-shell.img" "$out/"
-cp -L "$root/boot/vmlinuz-$release" "$out/vmlinuz"
-
 echo "image: making the disks" >&2
 mkfs.ext4 -q -F -L root -d "$root" "$out/root.ext4" 3G
 seed="$out/seed"
@@ -80,7 +103,9 @@ cat > "$seed/meta-data" <<'EOD'
 instance-id: dpm-netconf-test
 local-hostname: dpm-guest
 EOD
-printf '#cloud-config\n{}\n' > "$seed/user-data"
+# The minimal root has no locales: cloud-config's locale module would fail
+# (update-locale: invalid locale settings) and with it cloud-config.service.
+printf '#cloud-config\nlocale: false\n' > "$seed/user-data"
 # cloud-init finds the NICs by the MACs dpm-netconf gives them.
 cat > "$seed/network-config" <<'EOD'
 version: 2

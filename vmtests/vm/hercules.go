@@ -51,11 +51,20 @@ type HerculesRun struct {
 	Took    time.Duration // Hercules start to the end marker
 }
 
+// Action is what the host does to a running guest through Hercules'
+// console: when a console line contains When, the Commands are typed into
+// Hercules (e.g. "detach 0600"), each once.
+type Action struct {
+	When     string
+	Commands []string
+}
+
 // Hercules boots the kernel and initramfs under Hyperion with the QETH
 // devices and runs until the guest prints DPMPROBE-END (its scenario
-// script ran) or the deadline passes. Hercules does not exit when the
-// guest powers off, so it is always killed at the end.
-func (e *Env) Hercules(ctx context.Context, hercules, initramfs, kernelArgs string, qeths []QETH, consoleLog io.Writer) (HerculesRun, error) {
+// script ran) or the deadline passes, doing the actions on the way.
+// Hercules does not exit when the guest powers off, so it is always killed
+// at the end.
+func (e *Env) Hercules(ctx context.Context, hercules, initramfs, kernelArgs string, qeths []QETH, consoleLog io.Writer, actions ...Action) (HerculesRun, error) {
 	dir, err := os.MkdirTemp(e.tmp, "hercules-")
 	if err != nil {
 		return HerculesRun{}, err
@@ -136,11 +145,20 @@ func (e *Env) Hercules(ctx context.Context, hercules, initramfs, kernelArgs stri
 		ended = make(chan struct{})
 		once  sync.Once
 	)
+	pending := actions
 	go func() {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
+			// In order: an action waits for its marker after the one before.
+			if len(pending) > 0 && strings.Contains(line, pending[0].When) {
+				for _, c := range pending[0].Commands {
+					fmt.Fprintf(consoleLogOr(consoleLog), "DPMHOST %s\n", c)
+					_, _ = io.WriteString(stdin, c+"\n")
+				}
+				pending = pending[1:]
+			}
 			mu.Lock()
 			sb.WriteString(line + "\n")
 			mu.Unlock()
@@ -178,6 +196,13 @@ func (e *Env) Hercules(ctx context.Context, hercules, initramfs, kernelArgs stri
 		runErr = errors.New("the guest powered off before its scenario's end marker reached the console")
 	}
 	return HerculesRun{Console: console, Took: took}, runErr
+}
+
+func consoleLogOr(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
 }
 
 // Steps splits a scripted guest's console into the output of each script

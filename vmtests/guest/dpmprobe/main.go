@@ -100,7 +100,7 @@ func main() {
 		return
 	}
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: dpmprobe report | run CMD... | iploop IF=MAC... | script FILE | actor BUSID... | zdev BUSID... | race N BUSIDS|zdev:BUSIDS|- CMD...")
+		fmt.Fprintln(os.Stderr, "usage: dpmprobe report | run CMD... | mark NAME | waitpath present|gone PATH TIMEOUT | iploop IF=MAC... | script FILE | actor BUSID... | zdev BUSID... | race N BUSIDS|zdev:BUSIDS|- CMD...")
 		os.Exit(2)
 	}
 	os.Exit(do(os.Args[1:]))
@@ -117,6 +117,10 @@ func do(args []string) int {
 	case "sleep":
 		d, _ := time.ParseDuration(args[1])
 		time.Sleep(d)
+	case "mark":
+		// Nothing: its DPMSTEP line is what the host acts on.
+	case "waitpath":
+		return waitPath(args[1], args[2], args[3])
 	case "report":
 		r, err := report()
 		if err != nil {
@@ -165,6 +169,29 @@ func do(args []string) int {
 		return 2
 	}
 	return 0
+}
+
+// waitPath polls (every 10 ms, up to timeout) until path is "present" or
+// "gone" and says when, in ms since it began.
+func waitPath(want, path, timeout string) int {
+	d, err := time.ParseDuration(timeout)
+	if err != nil {
+		fmt.Printf("DPMWAIT-ERROR %v\n", err)
+		return 2
+	}
+	start := time.Now()
+	for {
+		_, err := os.Stat(path)
+		if (want == "present") == (err == nil) {
+			fmt.Printf("DPMWAIT %s %s ms=%.1f\n", want, path, float64(time.Since(start).Microseconds())/1000)
+			return 0
+		}
+		if time.Since(start) > d {
+			fmt.Printf("DPMWAIT-TIMEOUT %s %s after %v\n", want, path, d)
+			return 1
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // script runs a scenario file line by line, then powers off.
