@@ -36,7 +36,7 @@ UNITDIR = $(PREFIX)/lib/systemd/system
 INSTALL_ARCH ?= $(shell $(GO) env GOARCH)
 SUBST = sed 's|@BINDIR@|$(BINDIR)|g'
 
-.PHONY: vmtest-dracut vmtest-osa install help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest demo deps
+.PHONY: package package-lint vmtest-dracut vmtest-osa install help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest demo deps
 
 help:
 	@echo "make build       static binaries bin/dpm-netconf-{amd64,s390x}"
@@ -49,6 +49,8 @@ help:
 	@echo "make kernel      fetch Debian's current s390x kernel into $(CACHE)/kernel"
 	@echo "make uimage      the s390x u-root image with dpm-netconf as uinit (KERNEL=dir of an unpacked kernel)"
 	@echo "make vmtest      boot the image under qemu-system-s390x: the VM test scenarios"
+	@echo "make package     .deb and .rpm for s390x and amd64 in bin/ (goreleaser's nfpm)"
+	@echo "make package-lint  lintian and rpmlint on the packages (errors fail)"
 	@echo "make install     binary, compatibility names, dracut module, systemd units and preset, udev rule (DESTDIR= PREFIX=/usr INSTALL_ARCH=s390x)"
 	@echo "make vmtest-dracut  boot a Debian 12 s390x system (dracut, systemd, udev, cloud-init) with make install in it"
 	@echo "make vmtest-osa  the OSA scenarios under SDL Hyperion (hercules 4.x on PATH or DPM_HERCULES)"
@@ -79,8 +81,46 @@ install: bin/dpm-netconf-$(INSTALL_ARCH)
 	install -m 0644 dist/90-dpm-netconf.preset $(DESTDIR)$(PREFIX)/lib/systemd/system-preset/
 	$(SUBST) dist/80-dpm-netconf.rules > $(DESTDIR)$(PREFIX)/lib/udev/rules.d/80-dpm-netconf.rules
 	chmod 0644 $(DESTDIR)$(PREFIX)/lib/udev/rules.d/80-dpm-netconf.rules
+	install -d $(DESTDIR)$(PREFIX)/share/initramfs-tools/hooks $(DESTDIR)$(PREFIX)/share/initramfs-tools/scripts/init-premount
+	$(SUBST) dist/initramfs-tools/hooks/dpm-netconf > $(DESTDIR)$(PREFIX)/share/initramfs-tools/hooks/dpm-netconf
+	install -m 0755 dist/initramfs-tools/scripts/init-premount/dpm-netconf $(DESTDIR)$(PREFIX)/share/initramfs-tools/scripts/init-premount/
+	chmod 0755 $(DESTDIR)$(PREFIX)/share/initramfs-tools/hooks/dpm-netconf
 
-test: lint unit test-s390x fuzz vmtest vmtest-dracut
+# Packages: dpm-netconf_<version>_<arch>.deb and dpm-netconf-<version>-1.<arch>.rpm
+# in bin/, for s390x and amd64, from make install's tree (goreleaser's nfpm,
+# pinned in dist/package/go.mod). The version comes from VERSION (git
+# describe); a build outside git says so and is 0.0.0~nogit.
+PKG_ARCHES ?= s390x amd64
+PKG_VERSION = $(shell v='$(VERSION)'; case "$$v" in \
+	(dev) echo 0.0.0~nogit ;; \
+	(v[0-9]*) echo "$${v#v}" | sed 's/-\([0-9]*\)-g/+\1.g/; s/-dirty$$/~dirty/' ;; \
+	(*) echo "0.0.0~git$$(git rev-list --count HEAD 2>/dev/null).$$v" | sed 's/-dirty$$/~dirty/' ;; esac)
+NFPM = cd dist/package && $(GO) tool nfpm
+
+package:
+	@[ '$(VERSION)' != dev ] || echo "package: not in a git checkout: version $(PKG_VERSION)"
+	@rm -rf bin/pkg && mkdir -p bin/pkg/docs
+	@printf -- '- semver: %s-1\n  date: %s\n  packager: DPM Guest Image Tools <dpm-guest-image-tools@users.noreply.github.com>\n  deb:\n    urgency: medium\n    distributions: [unstable]\n  changes:\n    - note: Built from %s.\n' \
+		'$(PKG_VERSION)' "$$(date -u -d @$$(git log -1 --format=%ct 2>/dev/null || date +%s) +%Y-%m-%dT%H:%M:%SZ)" '$(VERSION)' > bin/pkg/docs/changelog.yml
+	@cp dist/package/copyright bin/pkg/docs/copyright
+	@for a in $(PKG_ARCHES); do \
+		$(MAKE) -s install DESTDIR=$(CURDIR)/bin/pkg/$$a PREFIX=/usr INSTALL_ARCH=$$a VERSION=$(VERSION) || exit 1; \
+		sed -e "s|\$${ARCH}|$$a|g" -e 's|$${PKG_VERSION}|$(PKG_VERSION)|g' -e "s|\$${STAGE}|$(CURDIR)/bin/pkg/$$a|g" \
+			-e 's|$${DOCS}|$(CURDIR)/bin/pkg/docs|g' -e 's|$${TOP}|$(CURDIR)|g' dist/package/nfpm.yaml > bin/pkg/nfpm-$$a.yaml; \
+		for p in deb rpm; do \
+			(cd dist/package && $(GO) tool nfpm package --config $(CURDIR)/bin/pkg/nfpm-$$a.yaml --packager $$p --target $(CURDIR)/bin/) >/dev/null || exit 1; \
+		done; \
+	done
+	@ls -l bin/*.deb bin/*.rpm | awk '{printf "%s: %.2f MiB\n", $$NF, $$5/1048576}'
+
+# lintian and rpmlint (Debian's packages) on every package: errors fail;
+# README.md, "Packages", says which warnings remain and why.
+package-lint: package
+	@command -v lintian >/dev/null && command -v rpmlint >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lintian rpmlint >/dev/null; }
+	@for d in bin/*.deb; do echo "lintian $$d"; lintian --tag-display-limit 0 --fail-on error $$d 2>&1 | grep -v 'running with root privileges' ; [ $${PIPESTATUS[0]} -eq 0 ] || exit 1; done
+	@for r in bin/*.rpm; do echo "rpmlint $$r"; rpmlint -r dist/package/dpm-netconf.rpmlintrc $$r | grep -v '^=\|^rpmlint:\|^configuration\|^    /\|^checks:\|^$$'; [ $${PIPESTATUS[0]} -eq 0 ] || exit 1; done
+
+test: lint unit test-s390x fuzz package-lint vmtest vmtest-dracut
 
 unit:
 	$(GO) test -race -count=1 $(UNIT_PKGS)

@@ -49,6 +49,9 @@ journal | grep -E 'Switching root|cloud-init.*(Cloud-init v|running .init-local|
 for u in dpm-netconf cloud-init-local cloud-init; do
   say "timestamp $u $(systemctl show -p ExecMainStartTimestampMonotonic,ExecMainExitTimestampMonotonic --value $u.service | xargs)"
 done
+# What held the boot up, if anything did (TCG guests have stalled minutes).
+systemd-analyze critical-chain cloud-init-local.service 2>&1 | while read -r line; do say "chain $line"; done
+systemd-analyze blame 2>&1 | head -12 | while read -r line; do say "blame $line"; done
 instances
 say "READY"
 
