@@ -36,7 +36,7 @@ UNITDIR = $(PREFIX)/lib/systemd/system
 INSTALL_ARCH ?= $(shell $(GO) env GOARCH)
 SUBST = sed 's|@BINDIR@|$(BINDIR)|g'
 
-.PHONY: package package-lint vmtest-dracut vmtest-osa install help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest demo deps
+.PHONY: package package-lint vmtest-distro vmtest-dracut vmtest-osa install help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest demo deps
 
 help:
 	@echo "make build       static binaries bin/dpm-netconf-{amd64,s390x}"
@@ -52,7 +52,8 @@ help:
 	@echo "make package     .deb and .rpm for s390x and amd64 in bin/ (goreleaser's nfpm)"
 	@echo "make package-lint  lintian and rpmlint on the packages (errors fail)"
 	@echo "make install     binary, compatibility names, dracut module, systemd units and preset, udev rule (DESTDIR= PREFIX=/usr INSTALL_ARCH=s390x)"
-	@echo "make vmtest-dracut  boot a Debian 12 s390x system (dracut, systemd, udev, cloud-init) with make install in it"
+	@echo "make vmtest-distro  boot Debian 12 s390x systems: dracut (both flavours) with make install, initramfs-tools with our .deb"
+	@echo "make vmtest-dracut  only the dracut boots"
 	@echo "make vmtest-osa  the OSA scenarios under SDL Hyperion (hercules 4.x on PATH or DPM_HERCULES)"
 	@echo "make demo        install what is missing, fetch the kernel, build the image, boot a guest with 3 NICs"
 
@@ -120,7 +121,7 @@ package-lint: package
 	@for d in bin/*.deb; do echo "lintian $$d"; lintian --tag-display-limit 0 --fail-on error $$d 2>&1 | grep -v 'running with root privileges' ; [ $${PIPESTATUS[0]} -eq 0 ] || exit 1; done
 	@for r in bin/*.rpm; do echo "rpmlint $$r"; rpmlint -r dist/package/dpm-netconf.rpmlintrc $$r | grep -v '^=\|^rpmlint:\|^configuration\|^    /\|^checks:\|^$$'; [ $${PIPESTATUS[0]} -eq 0 ] || exit 1; done
 
-test: lint unit test-s390x fuzz package-lint vmtest vmtest-dracut
+test: lint unit test-s390x fuzz package-lint vmtest vmtest-distro
 
 unit:
 	$(GO) test -race -count=1 $(UNIT_PKGS)
@@ -146,10 +147,16 @@ $(UIMAGE): $(GO_SOURCES) $(TOOLING_MOD) uroot/build.sh $(KERNEL)/release
 $(KERNEL)/release:
 	@vmtests/fetch-kernel.sh $(CACHE) >/dev/null
 
-# The distro boot: builds (or reuses) the Debian root and its disks under
-# $(CACHE)/distro, then boots it.
+# The distro boots: build (or reuse) the Debian roots and their disks under
+# $(CACHE)/distro, then boot them. vmtest-distro runs every one (dracut's
+# two flavours, initramfs-tools with our .deb); vmtest-dracut only dracut's.
+DISTRO_IMAGE = vmtests/distro/build-image.sh $(CACHE) $(KERNEL)
+vmtest-distro: deps kernel build
+	$(MAKE) vmtest DPM_DISTRO_IMAGE=$$($(DISTRO_IMAGE) dracut | tail -1) DPM_DISTRO_ITOOLS_IMAGE=$$($(DISTRO_IMAGE) initramfs-tools | tail -1) \
+		VMTEST_ARGS='-run TestDistro'
+
 vmtest-dracut: deps kernel build
-	$(MAKE) vmtest DPM_DISTRO_IMAGE=$$(vmtests/distro/build-image.sh $(CACHE) $(KERNEL) | tail -1) VMTEST_ARGS='-run TestDistro'
+	$(MAKE) vmtest DPM_DISTRO_IMAGE=$$($(DISTRO_IMAGE) dracut | tail -1) VMTEST_ARGS='-run TestDistro -skip TestDistroInitramfsTools'
 
 # The emulated-OSA scenarios only (they are part of vmtest too, and skip
 # there without Hyperion).
@@ -161,7 +168,7 @@ vmtest: deps kernel uimage
 	rm -rf $(CACHE)/tmp && mkdir -p $(CACHE)/tmp
 	@echo "vmtest: test log in $(CACHE)/vmtest.log, Hercules and distro guest consoles in $(CACHE)/consoles"
 	cd vmtests && TMPDIR=$(abspath $(CACHE))/tmp DPM_KERNEL_DIR=$(abspath $(KERNEL)) DPM_UIMAGE=$(abspath $(UIMAGE)) \
-		DPM_CONSOLE_DIR=$(abspath $(CACHE))/consoles DPM_DISTRO_IMAGE=$(DPM_DISTRO_IMAGE) $(GO) test -count=1 -v -timeout 70m $(or $(VMTEST_ARGS),-skip TestDistro) . 2>&1 | tee $(abspath $(CACHE))/vmtest.log | grep -v 'devices.go:[0-9]*: ' ; \
+		DPM_CONSOLE_DIR=$(abspath $(CACHE))/consoles DPM_DISTRO_IMAGE=$(DPM_DISTRO_IMAGE) DPM_DISTRO_ITOOLS_IMAGE=$(DPM_DISTRO_ITOOLS_IMAGE) $(GO) test -count=1 -v -timeout 70m $(or $(VMTEST_ARGS),-skip TestDistro) . 2>&1 | tee $(abspath $(CACHE))/vmtest.log | grep -v 'devices.go:[0-9]*: ' ; \
 		st=$${PIPESTATUS[0]}; rm -rf $(abspath $(CACHE))/tmp; exit $$st
 
 # Every parser of outside input: the NIC list, durations, kernel events.

@@ -29,7 +29,9 @@ const distroList = "0001,1,0a0000000011;0004,0;0010,0,0e1122334455;"
 const cpacfModules = "chacha_s390,aes_s390,des_s390,prng,sha1_s390,sha256_s390,sha512_s390,s390_trng,uvdevice"
 
 type distroBoot struct {
-	flavour string // "systemd" or "shell": which dracut initramfs
+	// "systemd" or "shell": which dracut initramfs of DPM_DISTRO_IMAGE;
+	// "initramfs-tools": the image in DPM_DISTRO_ITOOLS_IMAGE.
+	flavour string
 	args    string // more kernel parameters
 	// After the boot's report, what the host does through QMP while the
 	// guest's report script watches (its dpmtest=): "late" plugs in
@@ -43,24 +45,29 @@ type distroResult struct {
 	lines   []string // its DPMDISTRO lines, without the prefix
 	after   []string // the DPMDISTRO lines of the hot-plug phase, READY to END
 	took    time.Duration
+	dir     string // the image's folder
 }
 
-func requireDistro(t *testing.T) string {
+func requireDistro(t *testing.T, env string) string {
 	t.Helper()
 	requireVM(t)
-	dir := os.Getenv("DPM_DISTRO_IMAGE")
+	dir := os.Getenv(env)
 	if dir == "" {
 		if os.Getenv("CI") != "" {
-			t.Fatal("DPM_DISTRO_IMAGE is unset: run the distro tests with make vmtest-dracut")
+			t.Fatalf("%s is unset: run the distro tests with make vmtest-distro", env)
 		}
-		t.Skip("skipped outside CI: DPM_DISTRO_IMAGE is unset (make vmtest-dracut builds the image and runs these)")
+		t.Skipf("skipped outside CI: %s is unset (make vmtest-distro builds the images and runs these)", env)
 	}
 	return dir
 }
 
 func (b distroBoot) run(t *testing.T) distroResult {
 	t.Helper()
-	dir := requireDistro(t)
+	env := "DPM_DISTRO_IMAGE"
+	if b.flavour == "initramfs-tools" {
+		env = "DPM_DISTRO_ITOOLS_IMAGE"
+	}
+	dir := requireDistro(t, env)
 	qmpSock := filepath.Join(t.TempDir(), "qmp.sock")
 	logPath := filepath.Join(consoleDir(), t.Name()+".console")
 	logf, err := os.Create(logPath)
@@ -115,7 +122,7 @@ func (b distroBoot) run(t *testing.T) distroResult {
 			t.Fatalf("%v (console in %s)", err, logPath)
 		}
 	}
-	res := distroResult{console: out, lines: reportLines(out), after: reportLines(after), took: time.Since(start)}
+	res := distroResult{console: out, lines: reportLines(out), after: reportLines(after), took: time.Since(start), dir: dir}
 	t.Logf("booted to the report in %v (console in %s)", res.took.Round(time.Second), logPath)
 	return res
 }
@@ -602,4 +609,54 @@ func (r distroResult) instanceRuns(busID string) []run {
 func parseSeconds(s string) float64 {
 	v, _ := strconv.ParseFloat(s, 64)
 	return v
+}
+
+// Debian's own initramfs builder (issue 10): a root without dracut where
+// the original DPM tools' files were placed by hand, our .deb installed by
+// dpkg, the initramfs built by update-initramfs. The init-premount script
+// sets the MACs before the root is mounted; cloud-init configures the NICs
+// by MAC; the original tools' rule and unit never run, and dpkg said what
+// it took over.
+func TestDistroInitramfsTools(t *testing.T) {
+	r := distroBoot{flavour: "initramfs-tools"}.run(t)
+	mounted := r.stamps(`EXT4-fs \(vda\): mounted filesystem`)
+	if len(mounted) == 0 {
+		t.Fatalf("no root mount in the console")
+	}
+	for _, mac := range []string{"0a:00:00:00:00:11", "0e:11:22:33:44:55"} {
+		if at := r.macSetAt("apply", mac); at < 0 || at > mounted[0] {
+			t.Errorf("the initramfs did not report setting %s before the root was mounted (set at %.2fs, mounted at %.2fs)", mac, at, mounted[0])
+		} else {
+			t.Logf("%s set at %.2fs, root mounted at %.2fs", mac, at, mounted[0])
+		}
+	}
+	for _, l := range []string{"Run /init as init process", "Begin: Configuring DPM NICs", vm.Prefix("apply") + "done in", "EXT4-fs (vda): mounted filesystem"} {
+		if m := regexp.MustCompile(`\[\s*([0-9.]+)\][^\n]*` + regexp.QuoteMeta(l) + `[^\r\n]*`).FindString(r.console); m != "" {
+			t.Logf("timeline: %s", strings.TrimSpace(m))
+		}
+	}
+	if u := r.with("unit "); len(u) != 1 || !sameFields(u[0], "ActiveState=active ExecMainStatus=0 Result=success") {
+		t.Errorf("dpm-netconf.service: %q", u)
+	}
+	wantCloudInitAddrs(t, r)
+	r.timeline(t)
+	if strings.Contains(r.console, "DPMORIGINAL") {
+		t.Errorf("an original tool ran: %q", regexp.MustCompile(`DPMORIGINAL[^\r\n]*`).FindAllString(r.console, -1))
+	}
+	log, err := os.ReadFile(filepath.Join(r.dir, "dpkg-install.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"/usr/bin/autoconfigure_networking.sh (the original DPM tools' script) becomes a link to dpm-netconf; a copy is in /var/backups/dpm-netconf/",
+		"/usr/bin/setmac.sh (the original DPM tools' script) becomes a link to dpm-netconf",
+		"moved the original tools' udev rule to /etc/udev/rules.d/80-setmac.rules.dpm-netconf-disabled",
+		"moved the original tools' unit to /etc/systemd/system/autoconfigure_networking.service.dpm-netconf-disabled",
+		"removed /etc/systemd/system/multi-user.target.wants/autoconfigure_networking.service",
+	} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("dpkg's output lacks %q:\n%s", want, log)
+		}
+	}
+	t.Logf("dpkg -i said:\n%s", log)
 }

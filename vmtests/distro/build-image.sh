@@ -1,18 +1,32 @@
 #!/usr/bin/env bash
-# Builds (or finds cached) the disks of the distro boot test: the Debian 12
-# s390x root from build-root.sh with Debian's kernel, `make install` of this
-# tree, a test report unit, and two dracut initramfs images built in the
-# root (chroot through qemu-user) with our module added: the systemd flavour
-# and the shell flavour (--omit systemd). Plus a NoCloud seed disk. Cached
-# under CACHE_DIR/distro/image-<key>, keyed on the root, the kernel and the
-# installed tree. Prints the image folder last.
-#   usage: build-image.sh CACHE_DIR KERNEL_DIR
+# Builds (or finds cached) the disks of a distro boot test: a Debian 12
+# s390x root from build-root.sh with Debian's kernel, dpm-netconf, a test
+# report unit and a NoCloud seed disk. Prints the image folder last.
+#   usage: build-image.sh CACHE_DIR KERNEL_DIR [dracut | initramfs-tools]
+# dracut (the default): `make install` of this tree in a root with dracut,
+#   and two dracut initramfs images built in it (chroot through qemu-user)
+#   with our module added: the systemd flavour and the shell flavour
+#   (--omit systemd). Cached under CACHE_DIR/distro/image-<key>.
+# initramfs-tools: a root with Debian's own initramfs builder and no
+#   dracut, where the original DPM tools' files were placed by hand (as in
+#   images built for them), then our .deb installed by dpkg, then
+#   `update-initramfs -c`. dpkg's output is kept in dpkg-install.log.
+#   Cached under CACHE_DIR/distro/itools-<key>.
+# The keys cover the root, the kernel and what make install puts into an
+# image (and the package scripts), not the version stamp: a commit that
+# changes nothing of that reuses the images.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-cache=$(realpath -m "${1:?usage: build-image.sh CACHE_DIR KERNEL_DIR}")
-kdir=$(realpath "${2:?usage: build-image.sh CACHE_DIR KERNEL_DIR}")
+cache=$(realpath -m "${1:?usage: build-image.sh CACHE_DIR KERNEL_DIR [dracut | initramfs-tools]}")
+kdir=$(realpath "${2:?usage: build-image.sh CACHE_DIR KERNEL_DIR [dracut | initramfs-tools]}")
+flavour=${3:-dracut}
 release=$(cat "$kdir/release")
+case "$flavour" in
+dracut) packages=$here/packages.txt prefix=image ;;
+initramfs-tools) packages=$here/packages-initramfs-tools.txt prefix=itools ;;
+*) echo "image: unknown flavour $flavour" >&2; exit 2 ;;
+esac
 
 missing=()
 command -v mkfs.vfat >/dev/null || missing+=(dosfstools)
@@ -23,20 +37,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
 fi
-roottar=$("$here/build-root.sh" "$cache" | tail -1)
+roottar=$("$here/build-root.sh" "$cache" "$packages" | tail -1)
 stage=$(mktemp -d "$cache/distro/install-XXXXXX")
 root=
 cleanup_mounts() { [ -n "$root" ] || return 0; for m in dev sys proc; do umount -l "$root/$m" 2>/dev/null || true; done; }
 trap 'cleanup_mounts; rm -rf "$stage"' EXIT
 make -s -C "$top" install DESTDIR="$stage" PREFIX=/usr INSTALL_ARCH=s390x >&2
-tree_key=$( (basename "$roottar"; echo "$release"; cd "$stage" && find . -type f -exec sha256sum {} + | sort; find . -type l -printf '%p -> %l\n' | sort) | sha256sum | cut -c1-12)
+tree_key=$( (basename "$roottar"; echo "$release"; cd "$stage" && find . -type f -exec sha256sum {} + | sort; find . -type l -printf '%p -> %l\n' | sort;
+  [ "$flavour" = dracut ] || cat "$top"/dist/package/*) | sha256sum | cut -c1-12)
 # Two caches: the initramfs images (dracut under qemu-user: minutes) are
 # keyed on what goes into them — the root, the kernel, our install tree;
 # the disks (a minute) also on the test's report files and this script, so
 # a change to the test's guest side does not run dracut again.
 key=$( (echo "$tree_key"; cat "$here/build-image.sh" "$here"/dpm-distro-report.*) | sha256sum | cut -c1-12)
 initrds="$cache/distro/initrd-$tree_key"
-out="$cache/distro/image-$key"
+out="$cache/distro/$prefix-$key"
 if [ -e "$out/.complete" ]; then
   echo "image: cached $out" >&2
   echo "$out"
@@ -58,6 +73,43 @@ unpack_root() {
   chroot "$root" systemctl preset dpm-netconf.service >&2
 }
 
+# The original DPM image tools' files, as images built for them have them
+# (placed by hand): each says so on the console if it ever runs.
+place_original_tools() {
+  local r=$1 say='echo "DPMORIGINAL $0 ran" > /dev/console'
+  printf '#!/bin/sh\n%s\n' "$say" > "$r/usr/bin/autoconfigure_networking.sh"
+  printf '#!/bin/sh\n%s\n' "$say" > "$r/usr/bin/setmac.sh"
+  chmod 0755 "$r/usr/bin/autoconfigure_networking.sh" "$r/usr/bin/setmac.sh"
+  mkdir -p "$r/etc/udev/rules.d"
+  echo 'ACTION=="add", SUBSYSTEM=="net", RUN+="/bin/sh -c '"'"'echo DPMORIGINAL 80-setmac.rules ran > /dev/console'"'"'"' > "$r/etc/udev/rules.d/80-setmac.rules"
+  printf '[Unit]\nDescription=original DPM tools\n[Service]\nType=oneshot\nExecStart=/bin/sh -c "echo DPMORIGINAL autoconfigure_networking.service ran > /dev/console"\n[Install]\nWantedBy=multi-user.target\n' \
+    > "$r/etc/systemd/system/autoconfigure_networking.service"
+  ln -sf /etc/systemd/system/autoconfigure_networking.service "$r/etc/systemd/system/multi-user.target.wants/autoconfigure_networking.service"
+}
+
+if [ "$flavour" = initramfs-tools ]; then
+  rm -rf "$cache"/distro/itools-*
+  mkdir -p "$out"
+  root="$out/root"
+  mkdir -p "$root"
+  echo "image: unpacking the root and the kernel $release; the original tools' files; our .deb by dpkg" >&2
+  tar -xf "$roottar" -C "$root"
+  cp -a "$kdir/root/lib/modules" "$root/lib/"
+  cp -a "$kdir/root/boot/." "$root/boot/"
+  place_original_tools "$root"
+  make -s -C "$top" package PKG_ARCHES=s390x >&2
+  cp "$top"/bin/dpm-netconf_*_s390x.deb "$root/tmp/dpm-netconf.deb"
+  for m in proc sys dev; do mount --bind "/$m" "$root/$m"; done
+  chroot "$root" dpkg -i /tmp/dpm-netconf.deb 2>&1 | tee "$out/dpkg-install.log" >&2
+  rm "$root/tmp/dpm-netconf.deb"
+  start=$(date +%s)
+  # What Debian's kernel package does at install.
+  chroot "$root" update-initramfs -c -k "$release" >&2
+  echo "image: update-initramfs took $(( $(date +%s) - start ))s" >&2
+  cp "$root/boot/initrd.img-$release" "$out/initrd-initramfs-tools.img"
+  cp -L "$root/boot/vmlinuz-$release" "$out/vmlinuz"
+  cleanup_mounts
+else
 if [ ! -e "$initrds/.complete" ]; then
   rm -rf "$cache"/distro/initrd-*   # one at a time: they are large
   mkdir -p "$initrds"
@@ -83,6 +135,7 @@ mkdir -p "$out"
 unpack_root "$out/root"
 cleanup_mounts
 cp "$initrds"/initrd-systemd.img "$initrds"/initrd-shell.img "$initrds"/vmlinuz "$out/"
+fi
 
 # The guest: root on virtio-blk, console on SCLP with autologin-free
 # output, the test's report unit, cloud-init's NoCloud only.
