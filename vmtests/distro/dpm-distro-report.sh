@@ -34,6 +34,19 @@ absent() { ! present "$1"; }
 journal() { journalctl -b -o short-monotonic --no-pager "$@"; }
 # Lines of the per-NIC instances (systemd's own and dpm-netconf's).
 instances() { journal -u 'dpm-netconf@*' | while read -r line; do say "instance $line"; done; }
+# appears TAG SECONDS BUSID MAC: once BUSID is there, wait for its MAC;
+# say "TAG <seen at> <MAC seen at> <interface> <MAC>" (TAG-timeout if the
+# MAC does not come within a minute); false if BUSID never came.
+appears() {
+  wait_for "$2" present "$3" || return 1
+  local t0
+  t0=$(up)
+  if wait_for 60 hasmac "$3" "$4"; then
+    say "$1 $t0 $(up) $(nicof "$3")"
+  else
+    say "$1-timeout $t0 $(up) $(nicof "$3")"
+  fi
+}
 # Until systemd has no job left but this report's and the targets waiting
 # for it.
 boot_done() { ! systemctl list-jobs --no-legend | grep -v -e dpm-distro-report -e '\.target' | grep -q .; }
@@ -59,16 +72,7 @@ test=$(sed -n 's/.*dpmtest=\([a-z]*\).*/\1/p' /proc/cmdline)
 case "$test" in
 late)
   # The host plugs in 0.0.0020 now; udev wants its instance.
-  if wait_for 240 present 0.0.0020; then
-    t0=$(up)
-    if wait_for 60 hasmac 0.0.0020 0a:00:00:00:00:20; then
-      say "late $t0 $(up) $(nicof 0.0.0020)"
-    else
-      say "late-timeout $t0 $(up) $(nicof 0.0.0020)"
-    fi
-  else
-    say "late-absent"
-  fi
+  appears late 240 0.0.0020 0a:00:00:00:00:20 || say "late-absent"
   wait_for 60 instances_idle
   instances
   ;;
@@ -91,14 +95,7 @@ readd)
     udevadm settle -t 30
     say "gone 0.0.0001 $(up)"
   fi
-  if wait_for 120 present 0.0.0001; then
-    t0=$(up)
-    if wait_for 60 hasmac 0.0.0001 0a:00:00:00:00:11; then
-      say "readd $t0 $(up) $(nicof 0.0.0001)"
-    else
-      say "readd-timeout $t0 $(up) $(nicof 0.0.0001)"
-    fi
-  fi
+  appears readd 120 0.0.0001 0a:00:00:00:00:11
   # (c) Unlisted 0.0.0030, plugged in with 52:54:00:00:00:30: left alone.
   if wait_for 120 nicof 0.0.0030 >/dev/null; then
     udevadm settle -t 30
