@@ -324,8 +324,17 @@ func (w *worker) report(ctx context.Context) Report {
 	return r
 }
 
+// wakesAll: a module loaded or unloaded, a bus or a driver registered: any worker
+// may be waiting for it.
+func wakesAll(e uevent.Event) bool {
+	return e.Subsystem == "module" || e.Subsystem == "drivers" || e.Subsystem == "bus"
+}
+
 // dispatch fans kernel events out to the workers whose devices they name;
-// an event naming no device (a module, a driver) wakes every worker.
+// a module's or a driver's event (a driver registering) wakes every
+// worker. Any other event (a coldplug storm has hundreds: CPUs, ttys,
+// block devices) wakes none, so a worker's work grows with its own
+// devices' events, not with the system's.
 func dispatch(src uevent.Source, ws []*worker) (stop func()) {
 	if src == nil {
 		return func() {}
@@ -347,13 +356,13 @@ func dispatch(src uevent.Source, ws []*worker) (stop func()) {
 				if !ok {
 					return
 				}
-				ids := e.BusIDs()
-				if len(ids) == 0 {
+				if wakesAll(e) {
 					for _, w := range ws {
 						w.poke()
 					}
+					continue
 				}
-				for _, id := range ids {
+				for _, id := range e.BusIDs() {
 					for _, w := range byID[id] {
 						w.poke()
 					}
