@@ -43,7 +43,7 @@ help:
 	@echo "make test        everything CI runs: lint, unit tests (amd64 and s390x under qemu-user), fuzzing, VM tests"
 	@echo "make unit        unit tests on this machine (root: also the netlink tests), both modules"
 	@echo "make test-s390x  unit tests cross-built for s390x, run under qemu-s390x-static (big-endian)"
-	@echo "make fuzz        fuzz the parsers (NIC list, durations, uevents) for FUZZTIME each (default 10s)"
+	@echo "make fuzz        fuzz the parsers (NIC list, durations, uevents, cio_ignore list) for FUZZTIME each (default 10s)"
 	@echo "make lint        gofmt, go vet, staticcheck (both modules)"
 	@echo "make bench       the benchmarks in README's performance section"
 	@echo "make kernel      fetch Debian's current s390x kernel into $(CACHE)/kernel"
@@ -171,11 +171,13 @@ vmtest: deps kernel uimage
 		DPM_CONSOLE_DIR=$(abspath $(CACHE))/consoles DPM_DISTRO_IMAGE=$(DPM_DISTRO_IMAGE) DPM_DISTRO_ITOOLS_IMAGE=$(DPM_DISTRO_ITOOLS_IMAGE) $(GO) test -count=1 -v -timeout 70m $(or $(VMTEST_ARGS),-skip TestDistro) . 2>&1 | tee $(abspath $(CACHE))/vmtest.log | grep -v 'devices.go:[0-9]*: ' ; \
 		st=$${PIPESTATUS[0]}; rm -rf $(abspath $(CACHE))/tmp; exit $$st
 
-# Every parser of outside input: the NIC list, durations, kernel events.
+# Every parser of outside input: the NIC list, durations, kernel events,
+# the cio_ignore list.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/cmdline/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDuration$$' -fuzztime $(FUZZTIME) ./internal/cmdline/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/uevent/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseIgnoreList$$' -fuzztime $(FUZZTIME) ./internal/ccw/
 
 lint:
 	@out=$$(gofmt -l $(wildcard $(shell git ls-files --cached --others --exclude-standard '*.go'))); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi

@@ -108,7 +108,7 @@ func TestMissingQethNextToVirtio(t *testing.T) {
 	if d, err := time.ParseDuration(a.Took); err != nil || d > 11*time.Second || d < 10*time.Second {
 		t.Errorf("apply took %s, want the 10s deadline", a.Took)
 	}
-	want := vm.ErrorPrefix("apply") + "0.0.0100: FAILED at free: device 0.0.0100 not found by the deadline (not in /sys/bus/ccw/devices, even after freeing it from cio_ignore): is the devno right and the device attached to this partition?"
+	want := vm.ErrorPrefix("apply") + "0.0.0100: FAILED at free: device 0.0.0100 not found by the deadline (not in /sys/bus/ccw/devices; cio_ignore does not list it): is the devno right and the device attached to this partition?"
 	if !strings.Contains(a.Console, want) {
 		t.Errorf("console lacks %q", want)
 	}

@@ -154,13 +154,19 @@ func TestApplyMissingDevice(t *testing.T) {
 		t.Errorf("apply took %v with a 300ms deadline", el)
 	}
 	if r := rs[0]; r.OK || r.Kind != KindMissing || r.Step != "free" ||
-		r.Error != "device 0.0.0100 not found by the deadline (not in /sys/bus/ccw/devices, even after freeing it from cio_ignore): is the devno right and the device attached to this partition?" {
+		r.Error != "device 0.0.0100 not found by the deadline (not in /sys/bus/ccw/devices; cio_ignore does not list it): is the devno right and the device attached to this partition?" {
 		t.Errorf("missing NIC: %+v", r)
 	}
 	if r := rs[1]; !r.OK {
 		t.Errorf("virtio NIC next to the missing one: %+v", r)
 	}
 	wantMAC(t, m, "0.0.0004", "0a:00:00:00:00:44")
+	// cio_ignore does not list it: nothing to free, no settle to wait for.
+	for _, w := range m.Writes() {
+		if strings.Contains(w, "cio_") {
+			t.Errorf("wrote %s for a device cio_ignore does not list", w)
+		}
+	}
 }
 
 func TestApplyCIOIgnored(t *testing.T) {

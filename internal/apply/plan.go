@@ -17,10 +17,16 @@ import (
 // another.
 func plan(ctx context.Context, cfg *Config, ws []*worker) {
 	sys := ccw.Sys{FS: cfg.FS}
+	// Only devices cio_ignore lists are freed (and settled for): an absent
+	// device that is not ignored is only waited for.
+	ignored, listErr := sys.IgnoreList()
+	onList := func(ids ...string) bool {
+		return listErr != nil || slices.ContainsFunc(ids, ignored.Contains)
+	}
 	if sys.HasCIOIgnore() {
 		var absent []string
 		for _, w := range ws {
-			if !sys.Grouped(w.busID()) && !sys.FS.Exists(ccw.DevicePath(w.busID())) {
+			if !sys.Grouped(w.busID()) && !sys.FS.Exists(ccw.DevicePath(w.busID())) && onList(w.busID()) {
 				absent = append(absent, w.busID())
 			}
 		}
@@ -41,7 +47,8 @@ func plan(ctx context.Context, cfg *Config, ws []*worker) {
 	if sys.HasCIOIgnore() {
 		var ranges []string
 		for i, w := range ws {
-			if kinds[i] == KindQeth && !sys.Grouped(w.busID()) && (!sys.FS.Exists(ccw.DevicePath(w.ids[1])) || !sys.FS.Exists(ccw.DevicePath(w.ids[2]))) {
+			if kinds[i] == KindQeth && !sys.Grouped(w.busID()) && (!sys.FS.Exists(ccw.DevicePath(w.ids[1])) || !sys.FS.Exists(ccw.DevicePath(w.ids[2]))) &&
+				onList(w.ids[1], w.ids[2]) {
 				ranges = append(ranges, w.ids[1]+"-"+w.ids[2])
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,6 +48,13 @@ func kindOf(sys ccw.Sys, busID string) (kind, cutype string) {
 	return KindOther, d.CUType
 }
 
+// ignored: whether cio_ignore lists any of ids (or cannot be read): only
+// then does freeing them (and the settle after it) help an absent device.
+func (w *worker) ignored(ids ...string) bool {
+	l, err := w.sys.IgnoreList()
+	return err != nil || slices.ContainsFunc(ids, l.Contains)
+}
+
 // findStep frees the read device from cio_ignore when it is not there, and
 // learns the NIC's kind.
 var findStep = step{
@@ -55,7 +63,7 @@ var findStep = step{
 		kind, cutype := kindOf(w.sys, w.busID())
 		switch kind {
 		case "":
-			if w.freed || !w.sys.HasCIOIgnore() {
+			if w.freed || !w.sys.HasCIOIgnore() || !w.ignored(w.busID()) {
 				return observation{busy: true, note: "device absent"}
 			}
 			return observation{note: "device absent"}
@@ -77,7 +85,14 @@ var findStep = step{
 		return w.settle(ctx)
 	},
 	expired: func(w *worker, _ observation) error {
-		return fmt.Errorf(freeDeadline, w.busID(), map[bool]string{true: ", even after freeing it from cio_ignore"}[w.freed])
+		why := ""
+		switch {
+		case w.freed:
+			why = ", even after freeing it from cio_ignore"
+		case w.sys.HasCIOIgnore() && !w.ignored(w.busID()):
+			why = "; cio_ignore does not list it"
+		}
+		return fmt.Errorf(freeDeadline, w.busID(), why)
 	},
 }
 
@@ -115,7 +130,7 @@ var freeTripletStep = step{
 		}
 		for _, id := range w.ids[1:] {
 			if !w.sys.FS.Exists(ccw.DevicePath(id)) && !w.sys.Grouped(w.busID()) {
-				if w.freedWD || !w.sys.HasCIOIgnore() {
+				if w.freedWD || !w.sys.HasCIOIgnore() || !w.ignored(w.ids[1], w.ids[2]) {
 					return observation{busy: true, note: "device " + id + " absent"}
 				}
 				return observation{}
