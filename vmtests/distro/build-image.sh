@@ -102,10 +102,11 @@ if [ "$flavour" = initramfs-tools ]; then
   for m in proc sys dev; do mount --bind "/$m" "$root/$m"; done
   chroot "$root" dpkg -i /tmp/dpm-netconf.deb 2>&1 | tee "$out/dpkg-install.log" >&2
   rm "$root/tmp/dpm-netconf.deb"
-  start=$(date +%s)
-  # What Debian's kernel package does at install.
-  chroot "$root" update-initramfs -c -k "$release" >&2
-  echo "image: update-initramfs took $(( $(date +%s) - start ))s" >&2
+  # dpkg's trigger ran update-initramfs (the kernel's modules are there);
+  # else do what Debian's kernel package does at install.
+  if [ ! -e "$root/boot/initrd.img-$release" ]; then
+    chroot "$root" update-initramfs -c -k "$release" >&2
+  fi
   cp "$root/boot/initrd.img-$release" "$out/initrd-initramfs-tools.img"
   cp -L "$root/boot/vmlinuz-$release" "$out/vmlinuz"
   cleanup_mounts
