@@ -101,7 +101,7 @@ if [ "$flavour" = initramfs-tools ]; then
   # default MODULES=most copies hundreds, which takes minutes under
   # qemu-user); so the NIC drivers in it come from our hook alone.
   echo MODULES=list > "$root/etc/initramfs-tools/conf.d/dpm-test"
-  printf 'virtio_blk\next4\n' >> "$root/etc/initramfs-tools/modules"
+  printf 'virtio_blk\ncrc32c_generic\next4\n' >> "$root/etc/initramfs-tools/modules"
   make -s -C "$top" package PKG_ARCHES=s390x >&2
   cp "$top"/bin/dpm-netconf_*_s390x.deb "$root/tmp/dpm-netconf.deb"
   for m in proc sys dev; do mount --bind "/$m" "$root/$m"; done
