@@ -23,7 +23,7 @@ func TestOSAReattach(t *testing.T) {
 		// the task that had them loaded, or panics in the kernel. So the
 		// guest sleeps (idle CPU) while the host acts at each mark.
 		script: strings.Join([]string{
-			"run dpm-netconf apply --timeout 5",
+			"run dpm-netconf apply --timeout 20",
 			"report",
 			"mark detach",
 			"sleep 8s",

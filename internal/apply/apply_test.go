@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -166,6 +167,25 @@ func TestApplyMissingDevice(t *testing.T) {
 		if strings.Contains(w, "cio_") {
 			t.Errorf("wrote %s for a device cio_ignore does not list", w)
 		}
+	}
+}
+
+// A worker that is late past the deadline without a write of its own in
+// the kernel (its CPU starved: seen under Hercules) is waited for: a
+// missing device is reported missing (failed), not "in progress", which
+// the unit would count as success.
+func TestApplyLateWorkerIsNotInProgress(t *testing.T) {
+	m := kernelmodel.New()
+	var once sync.Once
+	m.BeforeRead = func(file string) {
+		if strings.HasSuffix(file, "/0.0.0100/cutype") {
+			once.Do(func() { time.Sleep(600 * time.Millisecond) })
+		}
+	}
+	cfg := newConfig(t, m)
+	rs := applyWithin(t, cfg, 300*time.Millisecond, "0100,0;")
+	if r := rs[0]; r.OK || r.InProgress || r.Step != "free" || !strings.Contains(r.Error, "not found by the deadline") {
+		t.Errorf("late worker: %+v", r)
 	}
 }
 

@@ -116,6 +116,13 @@ func (w *worker) set(f func()) {
 
 func (w *worker) setKind(k string) { w.set(func() { w.kind = k }) }
 
+// writing: a slow write of the worker's is blocked in the kernel now.
+func (w *worker) writing() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.inFlight
+}
+
 func (w *worker) getKind() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()

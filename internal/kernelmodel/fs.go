@@ -520,6 +520,9 @@ func (m *Model) resolveLocked(name string, followLast bool) ([]string, *node, er
 
 // ReadFile implements sysfs.FS.
 func (m *Model) ReadFile(name string) ([]byte, error) {
+	if h := m.BeforeRead; h != nil {
+		h(name)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	_, n, err := m.resolveLocked(name, true)

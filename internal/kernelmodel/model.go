@@ -97,6 +97,9 @@ type Model struct {
 	// BeforeWrite, when set, runs at the start of every WriteFile, without
 	// the model's lock: another actor can act between a read and a write.
 	BeforeWrite func(file, value string)
+	// BeforeRead, when set, runs at the start of every ReadFile, without
+	// the model's lock (to hold a reader up, as a starved CPU would).
+	BeforeRead func(file string)
 
 	mu          sync.Mutex
 	devs        map[string]*ccwDev
