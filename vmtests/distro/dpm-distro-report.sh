@@ -105,8 +105,13 @@ readd)
     say "unlisted-absent"
   fi
   # (d) Five add events at once for listed 0.0.0010.
-  for _ in 1 2 3 4 5; do udevadm trigger --action=add /sys/bus/ccw/devices/0.0.0010 & done
-  wait
+  # (wait for these, not for the udevadm monitor still running)
+  triggers=()
+  for _ in 1 2 3 4 5; do
+    udevadm trigger --action=add /sys/bus/ccw/devices/0.0.0010 &
+    triggers+=($!)
+  done
+  wait "${triggers[@]}"
   udevadm settle -t 30
   sleep 2
   wait_for 60 instances_idle
