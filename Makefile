@@ -100,7 +100,7 @@ NFPM = cd dist/package && $(GO) tool nfpm
 
 package:
 	@[ '$(VERSION)' != dev ] || echo "package: not in a git checkout: version $(PKG_VERSION)"
-	@rm -rf bin/pkg && mkdir -p bin/pkg/docs
+	@rm -rf bin/pkg bin/*.deb bin/*.rpm && mkdir -p bin/pkg/docs
 	@printf -- '- semver: %s-1\n  date: %s\n  packager: DPM Guest Image Tools <dpm-guest-image-tools@users.noreply.github.com>\n  deb:\n    urgency: medium\n    distributions: [unstable]\n  changes:\n    - note: Built from %s.\n' \
 		'$(PKG_VERSION)' "$$(date -u -d @$$(git log -1 --format=%ct 2>/dev/null || date +%s) +%Y-%m-%dT%H:%M:%SZ)" '$(VERSION)' > bin/pkg/docs/changelog.yml
 	@cp dist/package/copyright bin/pkg/docs/copyright
