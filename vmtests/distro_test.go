@@ -619,7 +619,9 @@ func parseSeconds(s string) float64 {
 // it took over.
 func TestDistroInitramfsTools(t *testing.T) {
 	r := distroBoot{flavour: "initramfs-tools"}.run(t)
-	mounted := r.stamps(`EXT4-fs \(vda\): mounted filesystem`)
+	// The root disk is vda or vdb: virtio-blk probes the two disks in
+	// either order.
+	mounted := r.stamps(`EXT4-fs \(vd[a-z]\): mounted filesystem`)
 	if len(mounted) == 0 {
 		t.Fatalf("no root mount in the console")
 	}
@@ -630,7 +632,7 @@ func TestDistroInitramfsTools(t *testing.T) {
 			t.Logf("%s set at %.2fs, root mounted at %.2fs", mac, at, mounted[0])
 		}
 	}
-	for _, l := range []string{"Run /init as init process", "Begin: Configuring DPM NICs", vm.Prefix("apply") + "done in", "EXT4-fs (vda): mounted filesystem"} {
+	for _, l := range []string{"Run /init as init process", "Begin: Configuring DPM NICs", vm.Prefix("apply") + "done in", "): mounted filesystem"} {
 		if m := regexp.MustCompile(`\[\s*([0-9.]+)\][^\n]*` + regexp.QuoteMeta(l) + `[^\r\n]*`).FindString(r.console); m != "" {
 			t.Logf("timeline: %s", strings.TrimSpace(m))
 		}
