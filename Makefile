@@ -36,7 +36,7 @@ UNITDIR = $(PREFIX)/lib/systemd/system
 INSTALL_ARCH ?= $(shell $(GO) env GOARCH)
 SUBST = sed 's|@BINDIR@|$(BINDIR)|g'
 
-.PHONY: package package-lint vmtest-distro vmtest-dracut vmtest-osa install help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest demo deps
+.PHONY: package package-lint package-test vmtest-distro vmtest-dracut vmtest-osa install help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest demo deps
 
 help:
 	@echo "make build       static binaries bin/dpm-netconf-{amd64,s390x}"
@@ -51,6 +51,7 @@ help:
 	@echo "make vmtest      boot the image under qemu-system-s390x: the VM test scenarios"
 	@echo "make package     .deb and .rpm for s390x and amd64 in bin/ (goreleaser's nfpm)"
 	@echo "make package-lint  lintian and rpmlint on the packages (errors fail)"
+	@echo "make package-test  dpkg and rpm install, upgrade, remove, purge them in a Debian s390x root"
 	@echo "make install     binary, compatibility names, dracut module, systemd units and preset, udev rule (DESTDIR= PREFIX=/usr INSTALL_ARCH=s390x)"
 	@echo "make vmtest-distro  boot Debian 12 s390x systems: dracut (both flavours) with make install, initramfs-tools with our .deb"
 	@echo "make vmtest-dracut  only the dracut boots"
@@ -121,7 +122,16 @@ package-lint: package
 	@for d in bin/*.deb; do echo "lintian $$d"; lintian --tag-display-limit 0 --fail-on error $$d 2>&1 | grep -v 'running with root privileges' ; [ $${PIPESTATUS[0]} -eq 0 ] || exit 1; done
 	@for r in bin/*.rpm; do echo "rpmlint $$r"; rpmlint -r dist/package/dpm-netconf.rpmlintrc $$r | grep -v '^=\|^rpmlint:\|^configuration\|^    /\|^checks:\|^$$'; [ $${PIPESTATUS[0]} -eq 0 ] || exit 1; done
 
-test: lint unit test-s390x fuzz package-lint vmtest vmtest-distro
+# The maintainer scripts as dpkg and rpm run them (dist/package/lifecycle_test.go):
+# install, upgrade, remove, purge of the s390x packages in the initramfs-tools
+# distro root (cached; its programs run through qemu-user), with the
+# original DPM tools' files placed by hand.
+PACKAGE_ROOT = vmtests/distro/build-root.sh $(CACHE) vmtests/distro/packages-initramfs-tools.txt
+package-test: deps package
+	@command -v rpm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rpm >/dev/null; }
+	root=$$($(PACKAGE_ROOT) | tail -1) && cd dist/package && DPM_PACKAGE_ROOT=$$root DPM_PACKAGE_DIR=$(CURDIR)/bin $(GO) test -count=1 .
+
+test: lint unit test-s390x fuzz package-lint package-test vmtest vmtest-distro
 
 unit:
 	$(GO) test -race -count=1 $(UNIT_PKGS)
@@ -184,6 +194,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	cd vmtests && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
+	cd dist/package && $(GO) vet . && $(GO) run $(STATICCHECK) .
 
 bench:
 	$(GO) test -run '^$$' -bench Apply -benchtime 5x ./internal/apply/

@@ -24,8 +24,11 @@ if [ -f "$u" ] && [ ! -L "$u" ]; then
     mv "$u" "$u$off"
     echo "dpm-netconf: moved the original tools' unit to $u$off: autoconfigure_networking.service is now an alias of dpm-netconf.service"
 fi
+# Removing the package puts these back (postremove.sh): remember the links.
 for l in /etc/systemd/system/*.wants/autoconfigure_networking.service; do
     [ -L "$l" ] || continue
+    mkdir -p /var/backups/dpm-netconf
+    printf '%s %s\n' "$l" "$(readlink "$l")" >>/var/backups/dpm-netconf/wants-links
     rm -f "$l"
     echo "dpm-netconf: removed $l (the original tools' unit was enabled there); dpm-netconf.service is enabled instead"
     first=true

@@ -17,14 +17,12 @@ opts=(--mode=root --arch=s390x --variant=minbase
   --dpkgopt='path-exclude=/usr/share/locale/*')
 key=$( (grep -v '^#' "$list"; echo "${opts[*]}") | sha256sum | cut -c1-12)
 tar="$cache/debian12-s390x-$key.tar"
-if [ -f "$tar" ] && [ -s "$tar" ]; then
-  echo "root: cached $tar" >&2
-  echo "$tar"
-  exit 0
-fi
 
+# Whoever uses the root (mmdebstrap here, dracut, dpkg and rpm's scripts in
+# a chroot later) runs its s390x programs through qemu-user's binfmt, so it
+# is registered even when the root is cached.
 missing=()
-command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+[ -f "$tar" ] || command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
 command -v qemu-s390x-static >/dev/null || missing+=(qemu-user-static)
 command -v update-binfmts >/dev/null || missing+=(binfmt-support)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -36,6 +34,12 @@ fi
 mount | grep -q binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
 update-binfmts --enable qemu-s390x 2>/dev/null || true
 [ -e /proc/sys/fs/binfmt_misc/qemu-s390x ] || { echo "root: qemu-s390x binfmt not registered" >&2; exit 1; }
+
+if [ -f "$tar" ] && [ -s "$tar" ]; then
+  echo "root: cached $tar" >&2
+  echo "$tar"
+  exit 0
+fi
 
 mirror=$(sed -n 's/^URIs: \(http[^ ]*debian\/\?\)$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
 mirror=${mirror:-http://deb.debian.org/debian}
