@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -92,13 +91,7 @@ func (b distroBoot) run(t *testing.T) distroResult {
 	}
 	start := time.Now()
 	// The console log and the waker's notes in it, in order.
-	var logMu sync.Mutex
-	logLine := func(line string) {
-		logMu.Lock()
-		defer logMu.Unlock()
-		fmt.Fprintln(logf, line)
-	}
-	waker := &vm.Waker{Quiet: 5 * time.Second}
+	waker := &vm.Waker{Every: 2 * time.Second}
 	v, err := qemu.Start(vm.S390x,
 		qemu.WithQEMUCommand(vm.QEMU),
 		qemu.WithKernel(filepath.Join(dir, "vmlinuz")),
@@ -109,7 +102,7 @@ func (b distroBoot) run(t *testing.T) distroResult {
 		qemu.WithAppendKernel("root=LABEL=root rw console=ttysclp0 module_blacklist="+cpacfModules+" "+kargs+" "+distroList),
 		qemu.ArbitraryArgs(args...),
 		qemu.WithVMTimeout(17*time.Minute),
-		qemu.LogSerialByLine(func(line string) { waker.Line(); logLine(line) }),
+		qemu.LogSerialByLine(func(line string) { fmt.Fprintln(logf, line) }),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -120,14 +113,12 @@ func (b distroBoot) run(t *testing.T) distroResult {
 	woken := make(chan struct{})
 	go func() {
 		defer close(woken)
-		waker.Run(ctx, func(s string) error { _, err := v.Console.Send(s); return err },
-			func(note string) { logLine(fmt.Sprintf("[host %v] %s", time.Since(start).Round(time.Second), note)) })
+		waker.Run(ctx, func(s string) error { _, err := v.Console.Send(s); return err })
 	}()
 	defer func() {
 		stop()
 		<-woken
-		pokes, answered := waker.Stats()
-		t.Logf("console: poked %d times after 5 s of quiet; a line followed within 2 s %d times (a stalled guest woken)", pokes, answered)
+		t.Logf("console: poked (XON) %d times, every %v", waker.Pokes(), waker.Every)
 	}()
 	// A boot takes 1–1.5 minutes. Under TCG the guest has had stalls of
 	// minutes after dpm-netconf's work: cloud-init's Python once needed 3
