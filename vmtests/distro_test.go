@@ -90,7 +90,7 @@ func (b distroBoot) run(t *testing.T) distroResult {
 		kargs += " dpmtest=" + b.hotplug
 	}
 	start := time.Now()
-	// The console log and the waker's notes in it, in order.
+	// See vm.Waker; DPM_NO_WAKER=1 turns it off (to see the stalls).
 	waker := &vm.Waker{Every: 2 * time.Second}
 	v, err := qemu.Start(vm.S390x,
 		qemu.WithQEMUCommand(vm.QEMU),
@@ -113,6 +113,9 @@ func (b distroBoot) run(t *testing.T) distroResult {
 	woken := make(chan struct{})
 	go func() {
 		defer close(woken)
+		if os.Getenv("DPM_NO_WAKER") != "" {
+			return
+		}
 		waker.Run(ctx, func(s string) error { _, err := v.Console.Send(s); return err })
 	}()
 	defer func() {

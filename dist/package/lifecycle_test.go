@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -141,7 +142,8 @@ func TestLifecycle(t *testing.T) {
 	// Purge straight from installed (dpkg runs prerm remove, postrm remove
 	// and postrm purge in one go).
 	t.Run("deb-purge-installed", func(t *testing.T) {
-		f := families[0]
+		i := slices.IndexFunc(families, func(f family) bool { return f.name == "deb" })
+		f := families[i]
 		pkg := onePackage(t, pkgDir, f.glob)
 		root := newRoot(t, rootTar, pkg)
 		before := snapshot(t, root, f.volatile)
