@@ -2,10 +2,11 @@
 SHELL := /bin/bash
 GO ?= go
 # The version names the last commit that changed what goes into the product
-# (binary, units, rule, dracut module), not HEAD: a commit that touches only
-# tests or docs builds the same bytes, so the cached distro images and the
-# u-root image stay valid (a rebuild costs minutes of dracut under qemu-user).
-PRODUCT_PATHS := cmd internal dist dracut go.mod go.sum
+# (binary, units, rule, dracut module, package scripts), not HEAD: a commit
+# that touches only tests or docs builds the same bytes, so the cached distro
+# images and the u-root image stay valid (a rebuild costs minutes of dracut
+# under qemu-user). Go test files and test data are tests wherever they are.
+PRODUCT_PATHS := cmd internal dist dracut go.mod go.sum ':(exclude)*_test.go' ':(exclude)*/testdata/*'
 VERSION ?= $(shell c=$$(git log -1 --format=%H -- $(PRODUCT_PATHS) 2>/dev/null) && [ -n "$$c" ] && \
 	echo "$$(git describe --tags --always $$c)$$(git diff --quiet HEAD -- $(PRODUCT_PATHS) || echo -dirty)" || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)

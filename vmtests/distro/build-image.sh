@@ -41,7 +41,24 @@ roottar=$("$here/build-root.sh" "$cache" "$packages" | tail -1)
 stage=$(mktemp -d "$cache/distro/install-XXXXXX")
 root=
 cleanup_mounts() { [ -n "$root" ] || return 0; for m in dev sys proc; do umount -l "$root/$m" 2>/dev/null || true; done; }
-trap 'cleanup_mounts; rm -rf "$stage"' EXIT
+# remove PATH...: the roots have the host's /dev, /proc and /sys bound in
+# while chroot runs; a run killed before its cleanup leaves them, and a
+# plain rm -rf of such a folder later deletes the host's device nodes
+# (seen: /dev emptied). So: unmount whatever is below PATH, and never let
+# rm leave PATH's filesystem.
+remove() {
+  local p m
+  for p in "$@"; do
+    [ -e "$p" ] || continue
+    p=$(realpath "$p")
+    for m in $(awk -v p="$p/" 'index($2 "/", p) == 1 { print $2 }' /proc/self/mounts | sort -r); do
+      umount -l "$m"
+    done
+    rm -rf --one-file-system "$p"
+  done
+}
+trap 'cleanup_mounts; remove "$stage"' EXIT
+trap 'exit 130' INT TERM HUP
 make -s -C "$top" install DESTDIR="$stage" PREFIX=/usr INSTALL_ARCH=s390x >&2
 tree_key=$( (basename "$roottar"; echo "$release"; cd "$stage" && find . -type f -exec sha256sum {} + | sort; find . -type l -printf '%p -> %l\n' | sort;
   [ "$flavour" = dracut ] || find "$top"/dist/package -maxdepth 1 -type f ! -name '*_test.go' -exec cat {} +) | sha256sum | cut -c1-12)
@@ -88,7 +105,7 @@ place_original_tools() {
 }
 
 if [ "$flavour" = initramfs-tools ]; then
-  rm -rf "$cache"/distro/itools-*
+  remove "$cache"/distro/itools-*
   mkdir -p "$out"
   root="$out/root"
   mkdir -p "$root"
@@ -117,7 +134,7 @@ if [ "$flavour" = initramfs-tools ]; then
   cleanup_mounts
 else
 if [ ! -e "$initrds/.complete" ]; then
-  rm -rf "$cache"/distro/initrd-*   # one at a time: they are large
+  remove "$cache"/distro/initrd-*   # one at a time: they are large
   mkdir -p "$initrds"
   unpack_root "$initrds/root"
   echo "image: dracut in the root (qemu-user): systemd flavour, then shell flavour" >&2
@@ -129,14 +146,14 @@ if [ ! -e "$initrds/.complete" ]; then
   cp "$root/boot/initrd-systemd.img" "$root/boot/initrd-shell.img" "$initrds/"
   cp -L "$root/boot/vmlinuz-$release" "$initrds/vmlinuz"
   cleanup_mounts
-  rm -rf "$root"
+  remove "$root"
   root=
   touch "$initrds/.complete"
 else
   echo "image: cached initramfs images $initrds" >&2
 fi
 
-rm -rf "$cache"/distro/image-*
+remove "$cache"/distro/image-*
 mkdir -p "$out"
 unpack_root "$out/root"
 cleanup_mounts
@@ -182,7 +199,7 @@ EOD
 rm -f "$out/seed.img"
 mkfs.vfat -n CIDATA -C "$out/seed.img" 4096 >/dev/null
 mcopy -i "$out/seed.img" "$seed/meta-data" "$seed/user-data" "$seed/network-config" ::
-rm -rf "$root" "$seed"
+remove "$root" "$seed"
 touch "$out/.complete"
 echo "image: $out ($(du -sh "$out" | cut -f1))" >&2
 echo "$out"
