@@ -31,20 +31,7 @@ const S390x = qemu.Arch("s390x")
 func init() { qemu.SupportedArches = append(qemu.SupportedArches, S390x) }
 
 // QEMU is the machine every guest gets.
-//
-// One CPU, but room for two (maxcpus=2) under multi-threaded TCG: QEMU 7.2
-// (Debian 12's) translates the guest's memory barriers into host barriers
-// only when a guest may run on several CPUs (CF_PARALLEL). Without them
-// the guest's virtio driver and QEMU's I/O completion, which runs in
-// another host thread, can each miss the other's update of the ring's
-// notification fields (a store-load reordering x86 allows): a request
-// completes without an interrupt, or a kick is skipped, and the process
-// waiting on it sleeps until some other I/O comes along. That was the
-// distro boots' stalls of 2 to 13 minutes (a service's first command, a
-// Python start, a process in the kernel that SIGKILL did not end).
-// QEMU 8.1 always emits the barriers (commit c914d46d0a64, "tcg: Do not
-// elide memory barriers for !CF_PARALLEL in system mode").
-const QEMU = "qemu-system-s390x -M s390-ccw-virtio -cpu max -m 1024 -no-reboot -accel tcg,thread=multi -smp 1,maxcpus=2"
+const QEMU = "qemu-system-s390x -M s390-ccw-virtio -cpu max -m 1024 -no-reboot"
 
 // ErrNotReady means the kernel, the image or QEMU is missing: the caller
 // decides whether that skips or fails.
