@@ -10,18 +10,16 @@ import (
 // console, which wakes QEMU's main loop (its console input is ready) and
 // reaches the guest as an SCLP input event, an external interrupt.
 //
-// Why: under QEMU 7.2's TCG the distro boots stalled now and then for 2 to 13
-// minutes — systemd between two log lines, a service's first command,
-// cloud-init's Python start, a process in the kernel that even SIGKILL did
-// not end — while other processes and systemd's own timeouts ran on time.
-// The stalls ended by themselves on some unrelated event (slirp's router
-// advertisements come every 200–600 s). A lost wakeup, in the guest's
-// timer or in QEMU's completion of an I/O, is ended by any interrupt and by
-// any main-loop event, so a poke every few seconds bounds a stall to that.
-// The console keeps printing during such stalls (systemd's progress lines),
-// hence a steady pace, not a poke after quiet. XON is what a tty swallows
-// when output is not stopped (IXON, its default), and agetty's login prompt
-// ignores non-printing characters.
+// Why: under QEMU 7.2's TCG the distro boots stalled now and then for 2 to
+// 13 minutes: systemd between two log lines, a service's first command,
+// cloud-init's Python start, journalctl, once a process that even SIGKILL
+// did not end, while other processes and systemd's own timeouts ran on
+// time. The cause is not found (README, "The distro boots"). Were it a lost
+// wakeup, in the guest or in QEMU's main loop, any interrupt or main-loop
+// event would end it. With the waker 1 of 15 boots stalled, without it 6 of
+// 20: too few boots to be sure it helps. XON is what a tty swallows when
+// output is not stopped (IXON, its default); the boots' consoles show no
+// trace of it.
 type Waker struct {
 	Every time.Duration
 	pokes atomic.Int64
