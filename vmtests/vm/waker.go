@@ -16,7 +16,7 @@ import (
 // did not end, while other processes and systemd's own timeouts ran on
 // time. The cause is not found (README, "The distro boots"). Were it a lost
 // wakeup, in the guest or in QEMU's main loop, any interrupt or main-loop
-// event would end it. With the waker 1 of 15 boots stalled, without it 6 of
+// event would end it. With the waker 1 of 20 boots stalled, without it 6 of
 // 20: too few boots to be sure it helps. XON is what a tty swallows when
 // output is not stopped (IXON, its default); the boots' consoles show no
 // trace of it.
