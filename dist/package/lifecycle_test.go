@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -60,7 +59,8 @@ var (
 // family is one package format and how its manager is driven.
 type family struct {
 	name, glob string
-	// install (also used again as the upgrade), remove, purge ("" = none)
+	// The commands: install (run again, it is the upgrade), remove, purge
+	// (nil: the family has none).
 	install, remove, purge func(root, pkg string) []string
 	// The package manager's own state, which changes by design.
 	volatile []string
@@ -70,35 +70,36 @@ type family struct {
 	parents []string
 }
 
-var families = []family{
-	{
-		name: "deb", glob: "dpm-netconf_*_s390x.deb",
-		install: func(root, pkg string) []string {
-			return []string{"chroot", root, "dpkg", "-i", "/tmp/" + filepath.Base(pkg)}
-		},
-		remove: func(root, _ string) []string { return []string{"chroot", root, "dpkg", "-r", "dpm-netconf"} },
-		purge:  func(root, _ string) []string { return []string{"chroot", root, "dpkg", "-P", "dpm-netconf"} },
-		// update-initramfs runs through the trigger (this root has no kernel,
-		// so it has nothing to rebuild).
-		installSays: "Processing triggers for initramfs-tools",
-		volatile:    []string{"var/lib/dpkg/", "var/log/", "tmp/"},
+var deb = family{
+	name: "deb", glob: "dpm-netconf_*_s390x.deb",
+	install: func(root, pkg string) []string {
+		return []string{"chroot", root, "dpkg", "-i", "/tmp/" + filepath.Base(pkg)}
 	},
-	{
-		name: "rpm", glob: "dpm-netconf-*.s390x.rpm",
-		// The host's rpm (amd64) runs the scriptlets chrooted in root. The
-		// root is Debian's, so its rpm database knows no /bin/sh: --nodeps.
-		install: func(root, pkg string) []string {
-			return []string{"rpm", "--root", root, "--dbpath", "/var/lib/rpm", "-U", "--replacepkgs", "--nodeps", "--ignorearch", pkg}
-		},
-		remove: func(root, _ string) []string {
-			return []string{"rpm", "--root", root, "--dbpath", "/var/lib/rpm", "-e", "dpm-netconf"}
-		},
-		installSays: "dpm-netconf: to configure the NICs in the initramfs too, rebuild it (dracut -f)",
-		volatile:    []string{"var/lib/rpm/", "var/tmp/", "tmp/"},
-		// Owned by the filesystem package on RPM distributions.
-		parents: []string{"usr/share/licenses"},
-	},
+	remove: func(root, _ string) []string { return []string{"chroot", root, "dpkg", "-r", "dpm-netconf"} },
+	purge:  func(root, _ string) []string { return []string{"chroot", root, "dpkg", "-P", "dpm-netconf"} },
+	// update-initramfs runs through the trigger (this root has no kernel,
+	// so it has nothing to rebuild).
+	installSays: "Processing triggers for initramfs-tools",
+	volatile:    []string{"var/lib/dpkg/", "var/log/", "tmp/"},
 }
+
+var rpm = family{
+	name: "rpm", glob: "dpm-netconf-*.s390x.rpm",
+	// The host's rpm (amd64) runs the scriptlets chrooted in root. The
+	// root is Debian's, so its rpm database knows no /bin/sh: --nodeps.
+	install: func(root, pkg string) []string {
+		return []string{"rpm", "--root", root, "--dbpath", "/var/lib/rpm", "-U", "--replacepkgs", "--nodeps", "--ignorearch", pkg}
+	},
+	remove: func(root, _ string) []string {
+		return []string{"rpm", "--root", root, "--dbpath", "/var/lib/rpm", "-e", "dpm-netconf"}
+	},
+	installSays: "dpm-netconf: to configure the NICs in the initramfs too, rebuild it (dracut -f)",
+	volatile:    []string{"var/lib/rpm/", "var/tmp/", "tmp/"},
+	// Owned by the filesystem package on RPM distributions.
+	parents: []string{"usr/share/licenses"},
+}
+
+var families = []family{deb, rpm}
 
 func TestLifecycle(t *testing.T) {
 	rootTar, pkgDir := requireEnv(t)
@@ -142,8 +143,7 @@ func TestLifecycle(t *testing.T) {
 	// Purge straight from installed (dpkg runs prerm remove, postrm remove
 	// and postrm purge in one go).
 	t.Run("deb-purge-installed", func(t *testing.T) {
-		i := slices.IndexFunc(families, func(f family) bool { return f.name == "deb" })
-		f := families[i]
+		f := deb
 		pkg := onePackage(t, pkgDir, f.glob)
 		root := newRoot(t, rootTar, pkg)
 		before := snapshot(t, root, f.volatile)

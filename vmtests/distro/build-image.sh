@@ -40,20 +40,23 @@ fi
 roottar=$("$here/build-root.sh" "$cache" "$packages" | tail -1)
 stage=$(mktemp -d "$cache/distro/install-XXXXXX")
 root=
-cleanup_mounts() { [ -n "$root" ] || return 0; for m in dev sys proc; do umount -l "$root/$m" 2>/dev/null || true; done; }
-# remove PATH...: the roots have the host's /dev, /proc and /sys bound in
-# while chroot runs; a run killed before its cleanup leaves them, and a
-# plain rm -rf of such a folder later deletes the host's device nodes
-# (seen: /dev emptied). So: unmount whatever is below PATH, and never let
-# rm leave PATH's filesystem.
+# The roots have the host's /dev, /proc and /sys bound in while chroot
+# runs. A run killed before its cleanup leaves them, and a plain rm -rf of
+# such a folder later deletes the host's device nodes (seen: /dev emptied).
+# unmount_below PATH unmounts whatever is mounted below PATH; remove PATH...
+# does that, then never lets rm leave PATH's filesystem.
+unmount_below() {
+  local m
+  for m in $(awk -v p="$(realpath "$1")/" 'index($2 "/", p) == 1 { print $2 }' /proc/self/mounts | sort -r); do
+    umount -l "$m"
+  done
+}
+cleanup_mounts() { [ -z "$root" ] || [ ! -e "$root" ] || unmount_below "$root"; }
 remove() {
-  local p m
+  local p
   for p in "$@"; do
     [ -e "$p" ] || continue
-    p=$(realpath "$p")
-    for m in $(awk -v p="$p/" 'index($2 "/", p) == 1 { print $2 }' /proc/self/mounts | sort -r); do
-      umount -l "$m"
-    done
+    unmount_below "$p"
     rm -rf --one-file-system "$p"
   done
 }
