@@ -41,7 +41,7 @@ UNITDIR = $(PREFIX)/lib/systemd/system
 INSTALL_ARCH ?= $(shell $(GO) env GOARCH)
 SUBST = sed 's|@BINDIR@|$(BINDIR)|g'
 
-.PHONY: package package-lint package-test vmtest-distro vmtest-dracut vmtest-osa install help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest demo deps
+.PHONY: check-deps fresh-check package package-lint package-test vmtest-distro vmtest-dracut vmtest-osa install help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest demo deps
 
 help:
 	@echo "make build       static binaries bin/dpm-netconf-{amd64,s390x}"
@@ -61,6 +61,9 @@ help:
 	@echo "make vmtest-distro  boot Debian 12 s390x systems: dracut (both flavours) with make install, initramfs-tools with our .deb"
 	@echo "make vmtest-dracut  only the dracut boots"
 	@echo "make vmtest-osa  the OSA scenarios under SDL Hyperion (hercules 4.x on PATH or DPM_HERCULES)"
+	@echo "make deps        install and set up what the targets need (root): apt packages, qemu-s390x binfmt, dpkg arch s390x"
+	@echo "make check-deps  say what is missing for make test, one line each (make test does it first)"
+	@echo "make fresh-check take away what make deps added, empty the cache, clone main, run .ci/run (root; CI cold)"
 	@echo "make demo        install what is missing, fetch the kernel, build the image, boot a guest with 3 NICs"
 
 build: bin/dpm-netconf-amd64 bin/dpm-netconf-s390x
@@ -122,8 +125,7 @@ package:
 
 # lintian and rpmlint (Debian's packages) on every package: errors fail;
 # README.md, "Packages", says which warnings remain and why.
-package-lint: package
-	@command -v lintian >/dev/null && command -v rpmlint >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lintian rpmlint >/dev/null; }
+package-lint: deps package
 	@for d in bin/*.deb; do echo "lintian $$d"; lintian --tag-display-limit 0 --fail-on error $$d 2>&1 | grep -v 'running with root privileges' ; [ $${PIPESTATUS[0]} -eq 0 ] || exit 1; done
 	@for r in bin/*.rpm; do echo "rpmlint $$r"; rpmlint -r dist/package/dpm-netconf.rpmlintrc $$r | grep -v '^=\|^rpmlint:\|^configuration\|^    /\|^checks:\|^$$'; [ $${PIPESTATUS[0]} -eq 0 ] || exit 1; done
 
@@ -133,10 +135,9 @@ package-lint: package
 # original DPM tools' files placed by hand.
 PACKAGE_ROOT = vmtests/distro/build-root.sh $(CACHE) vmtests/distro/packages-initramfs-tools.txt
 package-test: deps package
-	@command -v rpm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rpm >/dev/null; }
 	root=$$($(PACKAGE_ROOT) | tail -1) && cd dist/package && DPM_PACKAGE_ROOT=$$root DPM_PACKAGE_DIR=$(CURDIR)/bin $(GO) test -count=1 .
 
-test: lint unit test-s390x fuzz package-lint package-test vmtest vmtest-distro
+test: check-deps lint unit test-s390x fuzz package-lint package-test vmtest vmtest-distro
 
 unit:
 	$(GO) test -race -count=1 $(UNIT_PKGS)
@@ -145,13 +146,24 @@ unit:
 test-s390x:
 	CGO_ENABLED=0 GOARCH=s390x $(GO) test -count=1 -exec qemu-s390x-static $(UNIT_PKGS)
 
+# The install step: every host-wide thing the targets need (apt packages,
+# binfmt_misc and the qemu-s390x entry, dpkg's s390x architecture).
+# check-deps only says what is missing, one line each.
 deps:
 	@vmtests/install-deps.sh
+
+check-deps:
+	@vmtests/install-deps.sh --check
+
+# CI as a new machine meets it: takes away what `make deps` added, empties
+# the cache, clones main and runs .ci/run (vmtests/fresh-check.sh).
+fresh-check:
+	vmtests/fresh-check.sh
 
 demo: deps kernel uimage
 	cd vmtests && $(GO) run ./demo -kernel $(abspath $(KERNEL)) -image $(abspath $(UIMAGE)) -console $(abspath $(CACHE))/demo-console.log
 
-kernel:
+kernel: deps
 	@vmtests/fetch-kernel.sh $(CACHE) >/dev/null
 
 uimage: $(UIMAGE)

@@ -7,11 +7,7 @@ set -euo pipefail
 cache=$(realpath -m "${1:?usage: fetch-kernel.sh CACHE_DIR}")/kernel
 mkdir -p "$cache"
 
-if ! dpkg --print-foreign-architectures | grep -qx s390x; then
-  echo "kernel: adding the s390x architecture to dpkg" >&2
-  dpkg --add-architecture s390x
-  apt-get update -qq >&2
-fi
+"$(dirname "$0")/install-deps.sh" # dpkg's s390x architecture, depmod
 pkg=$(apt-cache depends linux-image-s390x:s390x 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[^:]*\):s390x$/\1/p' | head -1)
 if [ -z "$pkg" ]; then
   echo "kernel: refreshing package lists" >&2
@@ -24,7 +20,6 @@ kver=${pkg#linux-image-}
 dir="$cache/${pkg}_${ver}"
 
 if [ ! -e "$dir/.complete" ]; then
-  command -v depmod >/dev/null || { echo "kernel: installing kmod" >&2; apt-get install -y -qq kmod >&2; }
   rm -rf "$dir" && mkdir -p "$dir/root"
   echo "kernel: downloading $pkg $ver (s390x)" >&2
   (cd "$dir" && apt-get download -q "$pkg:s390x" >&2)

@@ -28,15 +28,6 @@ initramfs-tools) packages=$here/packages-initramfs-tools.txt prefix=itools ;;
 *) echo "image: unknown flavour $flavour" >&2; exit 2 ;;
 esac
 
-missing=()
-command -v mkfs.vfat >/dev/null || missing+=(dosfstools)
-command -v mcopy >/dev/null || missing+=(mtools)
-command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "image: installing ${missing[*]}" >&2
-  apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
-fi
 roottar=$("$here/build-root.sh" "$cache" "$packages" | tail -1)
 stage=$(mktemp -d "$cache/distro/install-XXXXXX")
 root=

@@ -19,21 +19,9 @@ key=$( (grep -v '^#' "$list"; echo "${opts[*]}") | sha256sum | cut -c1-12)
 tar="$cache/debian12-s390x-$key.tar"
 
 # Whoever uses the root (mmdebstrap here, dracut, dpkg and rpm's scripts in
-# a chroot later) runs its s390x programs through qemu-user's binfmt, so it
-# is registered even when the root is cached.
-missing=()
-[ -f "$tar" ] || command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
-command -v qemu-s390x-static >/dev/null || missing+=(qemu-user-static)
-command -v update-binfmts >/dev/null || missing+=(binfmt-support)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "root: installing ${missing[*]}" >&2
-  apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
-fi
-# Careful: with binfmt registered, an s390x binary run by mistake really runs.
-mount | grep -q binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-update-binfmts --enable qemu-s390x 2>/dev/null || true
-[ -e /proc/sys/fs/binfmt_misc/qemu-s390x ] || { echo "root: qemu-s390x binfmt not registered" >&2; exit 1; }
+# a chroot later) runs its s390x programs through qemu-user's binfmt: the
+# install step registers it (a no-op when all is there).
+"$here/../install-deps.sh"
 
 if [ -f "$tar" ] && [ -s "$tar" ]; then
   echo "root: cached $tar" >&2
