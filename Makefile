@@ -135,7 +135,7 @@ package-lint: deps package
 # original DPM tools' files placed by hand.
 PACKAGE_ROOT = vmtests/distro/build-root.sh $(CACHE) vmtests/distro/packages-initramfs-tools.txt
 package-test: deps package
-	root=$$($(PACKAGE_ROOT) | tail -1) && cd dist/package && DPM_PACKAGE_ROOT=$$root DPM_PACKAGE_DIR=$(CURDIR)/bin $(GO) test -count=1 .
+	set -o pipefail; root=$$($(PACKAGE_ROOT) | tail -1) && cd dist/package && DPM_PACKAGE_ROOT=$$root DPM_PACKAGE_DIR=$(CURDIR)/bin $(GO) test -count=1 .
 
 test: check-deps lint unit test-s390x fuzz package-lint package-test vmtest vmtest-distro
 
@@ -179,11 +179,12 @@ $(KERNEL)/release:
 # two flavours, initramfs-tools with our .deb); vmtest-dracut only dracut's.
 DISTRO_IMAGE = vmtests/distro/build-image.sh $(CACHE) $(KERNEL)
 vmtest-distro: deps kernel build
-	$(MAKE) vmtest DPM_DISTRO_IMAGE=$$($(DISTRO_IMAGE) dracut | tail -1) DPM_DISTRO_ITOOLS_IMAGE=$$($(DISTRO_IMAGE) initramfs-tools | tail -1) \
-		VMTEST_ARGS='-run TestDistro'
+	set -o pipefail; dracut=$$($(DISTRO_IMAGE) dracut | tail -1) && itools=$$($(DISTRO_IMAGE) initramfs-tools | tail -1) && \
+		$(MAKE) vmtest DPM_DISTRO_IMAGE=$$dracut DPM_DISTRO_ITOOLS_IMAGE=$$itools VMTEST_ARGS='-run TestDistro'
 
 vmtest-dracut: deps kernel build
-	$(MAKE) vmtest DPM_DISTRO_IMAGE=$$($(DISTRO_IMAGE) dracut | tail -1) VMTEST_ARGS='-run TestDistro -skip TestDistroInitramfsTools'
+	set -o pipefail; dracut=$$($(DISTRO_IMAGE) dracut | tail -1) && \
+		$(MAKE) vmtest DPM_DISTRO_IMAGE=$$dracut VMTEST_ARGS='-run TestDistro -skip TestDistroInitramfsTools'
 
 # The emulated-OSA scenarios only (they are part of vmtest too, and skip
 # there without Hyperion).

@@ -18,6 +18,7 @@ qemu-s390x-static qemu-user-static s390x unit tests and the distro roots' progra
 update-binfmts binfmt-support registering qemu-s390x with the kernel
 depmod kmod modules.dep of the downloaded kernel
 mmdebstrap mmdebstrap the Debian s390x roots of the distro boots
+arch-test arch-test mmdebstrap's check that s390x programs run (a Recommends)
 mkfs.vfat dosfstools the cloud-init seed disk
 mcopy mtools the cloud-init seed disk
 mkfs.ext4 e2fsprogs the distro boots' root disks
