@@ -21,3 +21,18 @@ func Words(err error) string {
 	}
 	return err.Error()
 }
+
+// Err keeps err's errno for errors.Is and says it in words: its text is
+// Words(err).
+func Err(err error) error {
+	var e unix.Errno
+	if !errors.As(err, &e) {
+		return err
+	}
+	return wordsError{err}
+}
+
+type wordsError struct{ err error }
+
+func (w wordsError) Error() string { return Words(w.err) }
+func (w wordsError) Unwrap() error { return w.err }

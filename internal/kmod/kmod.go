@@ -1,6 +1,10 @@
 // Package kmod loads the kernel modules a NIC needs, with their
 // dependencies from modules.dep, by finit_module(2): early userspace (u-root,
-// a minimal initramfs) has no modprobe. It uses u-root's pkg/kmodule.
+// a minimal initramfs) has no modprobe. u-root's pkg/kmodule does the load
+// itself (compressed modules included); the dependency order is read here
+// from modules.dep, not with kmodule's Prober: its parallel probe marks a
+// dependency done for the whole run even when the load failed, and holds a
+// lock across loads that other callers then wait on without a deadline.
 package kmod
 
 import (
@@ -10,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/u-root/u-root/pkg/kmodule"
 	"golang.org/x/sys/unix"
@@ -37,49 +42,191 @@ type Loader struct {
 	// Insmod, when set, replaces finit_module (tests load into a model).
 	Insmod func(path string) error
 
+	// mu guards the fields below; it is never held across a load (a
+	// finit_module can take seconds): a module being loaded by one worker
+	// has a channel in loading that the others wait on.
 	mu      sync.Mutex
-	prober  *kmodule.Prober
-	done    map[string]error
-	errMu   sync.Mutex
-	errs    []error
-	fresh   map[string]bool // modules our own finit_module loaded
-	builtin map[string]bool // modules.builtin, read once
-	noTree  bool            // no modules.dep: a kernel without loadable modules
+	tree    *depTree
+	treeErr error
+	ok      map[string]bool          // module files loaded or found live: only successes are kept
+	loading map[string]chan struct{} // closed when that load ends
+	builtin map[string]bool          // modules.builtin, read once
+	noTree  bool                     // no modules.dep: a kernel without loadable modules
 }
 
+// Retries of a load that met another loader's (udev's) load of the same
+// module: the kernel answers EBUSY or EAGAIN while that one is going.
+const (
+	concurrentTries = 5
+	concurrentWait  = 20 * time.Millisecond
+)
+
 // Load loads each module that is not live yet (or built in), with its
-// dependencies from modules.dep (u-root's kmodule resolves them). A module
-// that someone else is loading at the same moment (udev's coldplug by
-// modalias) makes finit_module wait for it and answer EEXIST: that is
-// success here, but not ours. Whether the module's driver is usable is for
-// the caller to read in sysfs. It reports the modules it loaded itself.
+// dependencies from modules.dep, deepest first. A module that someone
+// else is loading at the same moment (udev's coldplug by modalias) makes
+// finit_module wait for it and answer EEXIST: that is success here, but
+// not ours. Whether the module's driver is usable is for the caller to
+// read in sysfs. It reports the modules it loaded itself. A failure is not
+// remembered: the next call tries again.
 func (l *Loader) Load(names ...string) (loaded []string, err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.done == nil {
-		l.done = map[string]error{}
-	}
 	for _, name := range names {
-		if err, ok := l.done[name]; ok {
-			if err != nil {
-				return loaded, err
-			}
+		if l.moduleLive(name) || l.isBuiltin(name) {
 			continue
 		}
-		if l.loadedLocked(name) {
-			l.done[name] = nil
-			continue
-		}
-		err := l.probe(name)
-		l.done[name] = err
+		files, err := l.files(name)
 		if err != nil {
-			return loaded, err
+			return loaded, fmt.Errorf("load module %s: %w", name, err)
 		}
-		if l.fresh[name] {
-			loaded = append(loaded, name)
+		for i, file := range files {
+			ours, err := l.loadFile(file)
+			if err != nil {
+				return loaded, fmt.Errorf("load module %s: %w", name, err)
+			}
+			if ours && i == len(files)-1 {
+				loaded = append(loaded, name)
+			}
 		}
 	}
 	return loaded, nil
+}
+
+// files is what loading name takes, in order: its dependencies' files from
+// modules.dep (which lists them so that the last is loaded first), then
+// its own.
+func (l *Loader) files(name string) ([]string, error) {
+	tree, err := l.depTree()
+	if err != nil {
+		return nil, err
+	}
+	e, ok := tree.entries[name]
+	if !ok {
+		return nil, fmt.Errorf("not in %s", tree.file)
+	}
+	files := make([]string, 0, len(e.deps)+1)
+	for i := len(e.deps) - 1; i >= 0; i-- {
+		files = append(files, e.deps[i])
+	}
+	return append(files, e.file), nil
+}
+
+// loadFile loads one module file unless it is live, or waits for the load
+// another of our callers is making of it. ours: our finit_module loaded it.
+func (l *Loader) loadFile(file string) (ours bool, err error) {
+	name := moduleName(file)
+	for {
+		l.mu.Lock()
+		if l.ok[file] {
+			l.mu.Unlock()
+			return false, nil
+		}
+		if ch := l.loading[file]; ch != nil {
+			l.mu.Unlock()
+			<-ch
+			continue // it may have failed: then it is ours to try
+		}
+		ch := make(chan struct{})
+		if l.loading == nil {
+			l.loading, l.ok = map[string]chan struct{}{}, map[string]bool{}
+		}
+		l.loading[file] = ch
+		l.mu.Unlock()
+
+		ours, err = l.insmodRetrying(name, file)
+
+		l.mu.Lock()
+		delete(l.loading, file)
+		if err == nil {
+			l.ok[file] = true
+		}
+		close(ch)
+		l.mu.Unlock()
+		return ours, err
+	}
+}
+
+// insmodRetrying loads a file that is not live. EEXIST: someone else
+// loaded it (the kernel waited for that load to finish). EBUSY and EAGAIN:
+// another load of it is going or has just failed; its state is read again
+// and the load retried.
+func (l *Loader) insmodRetrying(name, file string) (ours bool, err error) {
+	for try := 1; ; try++ {
+		if l.moduleLive(name) {
+			return false, nil
+		}
+		err = l.insmod(file)
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, unix.EEXIST):
+			return false, nil
+		case (errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EAGAIN)) && try < concurrentTries:
+			time.Sleep(concurrentWait << (try - 1))
+		case errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EAGAIN):
+			return false, fmt.Errorf("finit_module %s: %w: another load of it at the same moment (udev's?) kept it busy %d times; see the kernel log",
+				filepath.Base(file), errno.Err(err), try)
+		default:
+			return false, fmt.Errorf("finit_module %s: %w", filepath.Base(file), errno.Err(err))
+		}
+	}
+}
+
+func (l *Loader) insmod(file string) error {
+	if l.Insmod != nil {
+		return l.Insmod(file)
+	}
+	return finit(file)
+}
+
+// depTree is modules.dep, read once: for each module name, its file and
+// the files of everything it needs.
+type depTree struct {
+	file    string
+	entries map[string]depEntry
+}
+
+type depEntry struct {
+	file string
+	deps []string
+}
+
+func (l *Loader) depTree() (*depTree, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.tree == nil && l.treeErr == nil {
+		l.tree, l.treeErr = l.readDepTree()
+	}
+	return l.tree, l.treeErr
+}
+
+func (l *Loader) readDepTree() (*depTree, error) {
+	release, err := l.release()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(l.Root, "lib/modules", release)
+	t := &depTree{file: filepath.Join(dir, "modules.dep"), entries: map[string]depEntry{}}
+	b, err := os.ReadFile(t.file)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", t.file, err)
+	}
+	abs := func(f string) string {
+		if filepath.IsAbs(f) {
+			return filepath.Join(l.Root, f)
+		}
+		return filepath.Join(dir, f)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		mod, deps, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		e := depEntry{file: abs(strings.TrimSpace(mod))}
+		for _, d := range strings.Fields(deps) {
+			e.deps = append(e.deps, abs(d))
+		}
+		t.entries[moduleName(mod)] = e
+	}
+	return t, nil
 }
 
 // Live reports whether a module can be relied on: it finished its init
@@ -88,29 +235,35 @@ func (l *Loader) Load(names ...string) (loaded []string, err error) {
 // all). /sys/module/<m> alone is not enough: it appears when loading
 // starts, before initstate does, and built-in modules often have none.
 func (l *Loader) Live(name string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.liveLocked(name)
-}
-
-func (l *Loader) liveLocked(name string) bool {
 	// Without a module tree nothing can be loaded: what the kernel lacks,
 	// its own answers will say.
-	return l.loadedLocked(name) || l.noTree
+	return l.moduleLive(name) || l.isBuiltin(name) || l.noModuleTree()
 }
 
-// loadedLocked: live, or listed as built in.
-func (l *Loader) loadedLocked(name string) bool {
-	if l.FS != nil {
-		if st, err := sysfs.ReadString(l.FS, "/sys/module/"+name+"/initstate"); err == nil {
-			return st == "live"
-		}
-	}
+func (l *Loader) isBuiltin(name string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.readBuiltin()
 	return l.builtin[name]
 }
 
-// readBuiltin reads modules.builtin once. A kernel without a module tree
+func (l *Loader) noModuleTree() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.readBuiltin()
+	return l.noTree
+}
+
+// moduleLive: /sys/module/<name>/initstate reads "live".
+func (l *Loader) moduleLive(name string) bool {
+	if l.FS == nil {
+		return false
+	}
+	st, err := sysfs.ReadString(l.FS, "/sys/module/"+name+"/initstate")
+	return err == nil && st == "live"
+}
+
+// readBuiltin reads modules.builtin once (l.mu held). A kernel without a module tree
 // (no modules.dep: a monolithic kernel, as u-root images often boot) has
 // everything it has built in.
 func (l *Loader) readBuiltin() {
@@ -146,62 +299,6 @@ func moduleName(file string) string {
 	return strings.ReplaceAll(base, "-", "_")
 }
 
-func (l *Loader) probe(name string) error {
-	if l.prober == nil {
-		release, err := l.release()
-		if err != nil {
-			return fmt.Errorf("load module %s: %w", name, err)
-		}
-		// kmodule resolves the dependencies and their order; the load itself
-		// is ours, so that its errors reach the caller (kmodule's dry-run
-		// hook is where it hands over each file, deepest dependency first).
-		opts := kmodule.ProbeOpts{RootDir: l.Root, KVer: release, IgnoreProcMods: true, DryRunCB: l.insmod}
-		p, err := kmodule.NewProber(opts)
-		if err != nil {
-			return fmt.Errorf("load module %s: read %s: %w", name, l.depFile(release), err)
-		}
-		l.prober = p
-	}
-	l.errMu.Lock()
-	l.errs = nil
-	l.errMu.Unlock()
-	if err := l.prober.Probe(name, ""); err != nil {
-		return fmt.Errorf("load module %s (dependencies from modules.dep): %w", name, err)
-	}
-	l.errMu.Lock()
-	defer l.errMu.Unlock()
-	if len(l.errs) > 0 {
-		return fmt.Errorf("load module %s: %w", name, errors.Join(l.errs...))
-	}
-	return nil
-}
-
-// insmod loads one module file; kmodule calls it for dependencies in
-// parallel.
-func (l *Loader) insmod(file string) {
-	var err error
-	if l.Insmod != nil {
-		err = l.Insmod(file)
-	} else {
-		err = finit(file)
-	}
-	l.errMu.Lock()
-	defer l.errMu.Unlock()
-	switch {
-	case err == nil:
-		if l.fresh == nil {
-			l.fresh = map[string]bool{}
-		}
-		l.fresh[moduleName(file)] = true
-	case errors.Is(err, unix.EEXIST):
-		// Loaded by someone else meanwhile (the kernel waited for it).
-	case errors.Is(err, unix.EBUSY):
-		l.errs = append(l.errs, fmt.Errorf("finit_module %s: %s: another load of it at the same moment (udev's?) failed; see the kernel log", filepath.Base(file), errno.Words(err)))
-	default:
-		l.errs = append(l.errs, fmt.Errorf("finit_module %s: %s", filepath.Base(file), errno.Words(err)))
-	}
-}
-
 func finit(file string) error {
 	f, err := os.Open(file)
 	if err != nil {
@@ -209,10 +306,6 @@ func finit(file string) error {
 	}
 	defer f.Close()
 	return kmodule.FileInit(f, "", 0)
-}
-
-func (l *Loader) depFile(release string) string {
-	return filepath.Join(l.Root, "lib/modules", release, "modules.dep")
 }
 
 func (l *Loader) release() (string, error) {

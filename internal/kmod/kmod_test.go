@@ -1,12 +1,14 @@
 package kmod
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 
 	"golang.org/x/sys/unix"
 
@@ -89,7 +91,6 @@ func TestLoadErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `load module no_such_module`) {
 		t.Errorf("unknown module: err = %v", err)
 	}
-	// The failure is remembered, not retried by every worker.
 	if _, err2 := l.Load("no_such_module"); err2 == nil || err2.Error() != err.Error() {
 		t.Errorf("second Load = %v, want the same error", err2)
 	}
@@ -123,6 +124,89 @@ func TestLoadEEXISTIsSuccessOtherErrnosAreNot(t *testing.T) {
 	_, err := l.Load(Virtio...)
 	if err == nil || !strings.Contains(err.Error(), "load module virtio_net: finit_module failover.ko: ENOEXEC (exec format error)") {
 		t.Errorf("ENOEXEC: %v", err)
+	}
+	if !errors.Is(err, unix.ENOEXEC) {
+		t.Errorf("errors.Is(%v, ENOEXEC) = false: the errno is lost", err)
+	}
+}
+
+// A failed load is not remembered: the next call (another worker, a
+// later event) tries again, and only successes are kept.
+func TestLoadRetriesAfterFailure(t *testing.T) {
+	root := t.TempDir()
+	if err := kernelmodel.WriteModulesTree(root, "6.1.0-test-s390x"); err != nil {
+		t.Fatal(err)
+	}
+	m := kernelmodel.New()
+	fail := true
+	var calls []string
+	l := &Loader{Root: root, FS: m, Insmod: func(p string) error {
+		calls = append(calls, filepath.Base(p))
+		if fail && strings.HasSuffix(p, "/virtio_net.ko") {
+			return unix.ENOMEM
+		}
+		return m.Insmod(p)
+	}}
+	if _, err := l.Load(Virtio...); !errors.Is(err, unix.ENOMEM) {
+		t.Fatalf("first Load = %v, want ENOMEM", err)
+	}
+	fail = false
+	loaded, err := l.Load(Virtio...)
+	if err != nil || !slices.Equal(loaded, []string{"virtio_net"}) {
+		t.Fatalf("second Load = %v, %v; want virtio_net loaded", loaded, err)
+	}
+	// failover and net_failover loaded once; virtio_net tried twice.
+	if want := []string{"failover.ko", "net_failover.ko", "virtio_net.ko", "virtio_net.ko"}; !slices.Equal(calls, want) {
+		t.Errorf("finit_module calls %v, want %v", calls, want)
+	}
+}
+
+// EBUSY and EAGAIN come from a load of the same module by someone else
+// (udev) that is going or has just failed: transient, retried after
+// reading the module's state again; still busy after the tries, an error
+// that keeps the errno.
+func TestLoadConcurrentLoadIsTransient(t *testing.T) {
+	root := t.TempDir()
+	if err := kernelmodel.WriteModulesTree(root, "6.1.0-test-s390x"); err != nil {
+		t.Fatal(err)
+	}
+	for _, errno := range []unix.Errno{unix.EBUSY, unix.EAGAIN} {
+		synctest.Test(t, func(t *testing.T) {
+			m := kernelmodel.New()
+			busy := 2
+			l := &Loader{Root: root, FS: m, Insmod: func(p string) error {
+				if strings.HasSuffix(p, "/virtio_net.ko") && busy > 0 {
+					busy--
+					return errno
+				}
+				return m.Insmod(p)
+			}}
+			if _, err := l.Load(Virtio...); err != nil || !m.Loaded("virtio_net") {
+				t.Errorf("%v twice, then loaded: Load = %v", errno, err)
+			}
+			// Another loader's load finishes while we wait: found live, not ours.
+			m2 := kernelmodel.New()
+			l2 := &Loader{Root: root, FS: m2, Insmod: func(p string) error {
+				if strings.HasSuffix(p, "/virtio_net.ko") {
+					m2.LoadModules("virtio_net")
+					return errno
+				}
+				return m2.Insmod(p)
+			}}
+			if loaded, err := l2.Load(Virtio...); err != nil || slices.Contains(loaded, "virtio_net") {
+				t.Errorf("%v, then live by another: Load = %v, %v", errno, loaded, err)
+			}
+			l3 := &Loader{Root: root, FS: kernelmodel.New(), Insmod: func(p string) error {
+				if strings.HasSuffix(p, "/failover.ko") {
+					return errno
+				}
+				return nil
+			}}
+			_, err := l3.Load(Virtio...)
+			if !errors.Is(err, errno) || !strings.Contains(err.Error(), "kept it busy 5 times") {
+				t.Errorf("%v every time: Load = %v", errno, err)
+			}
+		})
 	}
 }
 
