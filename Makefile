@@ -41,7 +41,7 @@ UNITDIR = $(PREFIX)/lib/systemd/system
 INSTALL_ARCH ?= $(shell $(GO) env GOARCH)
 SUBST = sed 's|@BINDIR@|$(BINDIR)|g'
 
-.PHONY: check-deps fresh-check package package-lint package-test vmtest-distro vmtest-dracut vmtest-osa install help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest demo deps
+.PHONY: bootstats check-deps fresh-check package package-lint package-test vmtest-distro vmtest-dracut vmtest-osa install help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest demo deps
 
 help:
 	@echo "make build       static binaries bin/dpm-netconf-{amd64,s390x}"
@@ -139,12 +139,17 @@ package-test: deps package
 
 test: check-deps lint unit test-s390x fuzz package-lint package-test vmtest vmtest-distro
 
+# The chaos tests once more without -race: the race detector shuffles the
+# scheduler on purpose, so only there does a seed replay exactly.
 unit:
 	$(GO) test -race -count=1 $(UNIT_PKGS)
+	$(GO) test -count=1 -run '^TestChaos' ./internal/apply/
 	cd vmtests && $(GO) test -race -count=1 -v $(TOOLING_UNIT_PKGS) | grep -v '^=== '; exit $${PIPESTATUS[0]}
 
+# Under qemu-user every instruction is emulated: 200 chaos seeds (of make
+# unit's 1000) keep the big-endian run to minutes.
 test-s390x:
-	CGO_ENABLED=0 GOARCH=s390x $(GO) test -count=1 -exec qemu-s390x-static $(UNIT_PKGS)
+	DPM_CHAOS_SEEDS=200 CGO_ENABLED=0 GOARCH=s390x $(GO) test -count=1 -exec qemu-s390x-static $(UNIT_PKGS)
 
 # The install step: every host-wide thing the targets need (apt packages,
 # binfmt_misc and the qemu-s390x entry, dpkg's s390x architecture).
@@ -185,6 +190,15 @@ vmtest-distro: deps kernel build
 vmtest-dracut: deps kernel build
 	set -o pipefail; dracut=$$($(DISTRO_IMAGE) dracut | tail -1) && \
 		$(MAKE) vmtest DPM_DISTRO_IMAGE=$$dracut VMTEST_ARGS='-run TestDistro -skip TestDistroInitramfsTools'
+
+# A measurement: N boots of the dracut (systemd) distro image, one after
+# the other, each one's time to the report or its stall and QEMU's
+# translator figures in $(CACHE)/consoles/bootstats.tsv. DPM_QEMU,
+# DPM_GUEST_ARGS and DPM_NO_WAKER set what is measured (docs/testing.md).
+N ?= 20
+bootstats: deps kernel build
+	set -o pipefail; dracut=$$($(DISTRO_IMAGE) dracut | tail -1) && \
+		$(MAKE) vmtest DPM_DISTRO_IMAGE=$$dracut DPM_BOOTSTATS=$(N) VMTEST_ARGS='-run TestDistroBootStats -timeout 600m'
 
 # The emulated-OSA scenarios only (they are part of vmtest too, and skip
 # there without Hyperion).

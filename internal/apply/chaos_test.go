@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/ccw"
@@ -21,7 +22,7 @@ import (
 )
 
 // chaosSeeds is how many interleavings TestChaos tries: DPM_CHAOS_SEEDS, or
-// 1000 (CI's unit run); the big-endian run under qemu-user sets fewer.
+// 1000 (make unit); make test-s390x sets its own count.
 func chaosSeeds(t *testing.T) int {
 	if s := os.Getenv("DPM_CHAOS_SEEDS"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -53,6 +54,12 @@ type chaosNIC struct {
 // must end with every NIC either in the wanted state and reported ok, or
 // reported with a precise error for a genuine conflict: never ok when it
 // is not, never a transient answer reported as a failure.
+//
+// Each seed runs in its own synctest bubble: every sleep, timer and
+// deadline (the actors', the model's delays, apply's) is on the bubble's
+// fake clock, which moves only when every goroutine in it is blocked. So
+// a seed's plan is also its interleaving, and DPM_CHAOS_SEED=N replays
+// a failure (TestChaosReplays checks that it does).
 func TestChaos(t *testing.T) {
 	root := t.TempDir()
 	if err := kernelmodel.WriteModulesTree(root, release); err != nil {
@@ -62,27 +69,23 @@ func TestChaos(t *testing.T) {
 	var mu sync.Mutex
 	var failed []uint64
 	var total chaosStats
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
-	for seed := uint64(1); seed <= uint64(n); seed++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			msg, st := chaosRun(root, seed)
-			mu.Lock()
-			total.add(st)
-			mu.Unlock()
-			if msg != "" {
-				mu.Lock()
-				failed = append(failed, seed)
-				mu.Unlock()
-				t.Errorf("seed %d (rerun: DPM_CHAOS_SEED=%d go test -run TestChaosSeed ./internal/apply/):\n%s", seed, seed, msg)
-			}
-		}()
-	}
-	wg.Wait()
+	t.Run("seeds", func(t *testing.T) {
+		for seed := uint64(1); seed <= uint64(n); seed++ {
+			t.Run(strconv.FormatUint(seed, 10), func(t *testing.T) {
+				t.Parallel()
+				synctest.Test(t, func(t *testing.T) {
+					res := chaosRun(root, seed)
+					mu.Lock()
+					defer mu.Unlock()
+					total.add(res.stats)
+					if res.problem != "" {
+						failed = append(failed, seed)
+						t.Errorf("seed %d (replay: DPM_CHAOS_SEED=%d go test -run TestChaosSeed ./internal/apply/, without -race):\n%s", seed, seed, res.problem)
+					}
+				})
+			})
+		}
+	})
 	t.Logf("%d seeds, %d failed %v; what the actors caused: %s", n, len(failed), failed, total)
 	// The test proves something only if the actors really got in the way.
 	if n >= 200 && (total.byAnother == 0 || total.again == 0 || total.conflicts == 0) {
@@ -104,10 +107,35 @@ func TestChaosSeed(t *testing.T) {
 	if err := kernelmodel.WriteModulesTree(root, release); err != nil {
 		t.Fatal(err)
 	}
-	msg, st := chaosRun(root, seed)
-	t.Logf("%s", st)
-	if msg != "" {
-		t.Fatal(msg)
+	synctest.Test(t, func(t *testing.T) {
+		res := chaosRun(root, seed)
+		t.Logf("%s\n%s", res.stats, res.trace)
+		if res.problem != "" {
+			t.Fatal(res.problem)
+		}
+	})
+}
+
+// A seed replays: run twice, it makes the same kernel writes in the same
+// order and ends with the same reports. Not under -race, which shuffles
+// the scheduler on purpose: make unit runs the chaos tests once more
+// without it.
+func TestChaosReplays(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector shuffles the scheduler on purpose; make unit runs this without -race")
+	}
+	root := t.TempDir()
+	if err := kernelmodel.WriteModulesTree(root, release); err != nil {
+		t.Fatal(err)
+	}
+	for seed := uint64(1); seed <= 40; seed++ {
+		var traces [2]string
+		for i := range traces {
+			synctest.Test(t, func(t *testing.T) { traces[i] = chaosRun(root, seed).trace })
+		}
+		if traces[0] != traces[1] {
+			t.Errorf("seed %d ran two ways:\n--- first\n%s\n--- second\n%s", seed, traces[0], traces[1])
+		}
 	}
 }
 
@@ -150,12 +178,22 @@ func (l *lineCounter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// chaosRun is one seed; it returns "" or what went wrong.
-func chaosRun(modRoot string, seed uint64) (string, chaosStats) {
+// chaosResult is what one seed did: problem is "" or what went wrong;
+// trace is the model's writes with their fake times, and the reports.
+type chaosResult struct {
+	problem, trace string
+	stats          chaosStats
+}
+
+// chaosRun is one seed. It must run in a synctest bubble (its sleeps are
+// the plan's moments).
+func chaosRun(modRoot string, seed uint64) chaosResult {
 	counter := &lineCounter{}
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	ms := func(max int) time.Duration { return time.Duration(rng.IntN(max*1000)) * time.Microsecond }
 	m := kernelmodel.New()
+	m.Sched = kernelmodel.NewScheduler(seed)
+	defer m.Sched.Stop()
 	m.OnlineDelay = ms(3)
 	m.LoadDelay = ms(2)
 	m.AutoOnlineDelay = ms(2)
@@ -198,7 +236,7 @@ func chaosRun(modRoot string, seed uint64) (string, chaosStats) {
 	}
 	parsed := cmdlinepkg.Parse(list.String())
 	if len(parsed.Errors) > 0 {
-		return fmt.Sprintf("list %q: %v", list.String(), parsed.Errors), chaosStats{}
+		return chaosResult{problem: fmt.Sprintf("list %q: %v", list.String(), parsed.Errors)}
 	}
 	listed := parsed.NICs
 
@@ -211,7 +249,6 @@ func chaosRun(modRoot string, seed uint64) (string, chaosStats) {
 			f()
 		}()
 	}
-	fs := sysfs.FS(m)
 	for _, c := range nics {
 		if !c.zdev {
 			continue
@@ -228,23 +265,25 @@ func chaosRun(modRoot string, seed uint64) (string, chaosStats) {
 		if c.conflicting && rng.IntN(2) == 0 {
 			delay = 0 // first, so that the conflict often stands
 		}
-		act(delay, func() { zdevLike(fs, c, layer2, port) })
+		act(delay, func() { zdevLike(m.As("zdev "+c.busID), c, layer2, port) })
 	}
 	if rng.IntN(2) == 0 {
-		loader := &kmod.Loader{Root: modRoot, Release: release, FS: m, Insmod: m.Insmod}
+		udev := m.As("udev")
+		loader := &kmod.Loader{Root: modRoot, Release: release, FS: udev, Insmod: udev.Insmod}
 		mods := kmod.Qeth
 		if rng.IntN(2) == 0 {
 			mods = kmod.Virtio
 		}
 		act(ms(3), func() { _, _ = loader.Load(mods...) })
 	}
-	run := func() []Report {
+	run := func(name string) []Report {
+		k := m.As(name)
 		log := logging.New(logging.Options{Stderr: counter, Verbose: true, Kmsg: noKmsg})
 		counter.mu.Lock()
 		counter.st.runs++
 		counter.mu.Unlock()
-		cfg := Config{FS: m, Links: m, Events: m.Subscribe(1024), Log: log,
-			Modules:      &kmod.Loader{Root: modRoot, Release: release, FS: m, Insmod: m.Insmod},
+		cfg := Config{FS: k, Links: k, Events: m.Subscribe(1024), Log: log,
+			Modules:      &kmod.Loader{Root: modRoot, Release: release, FS: k, Insmod: k.Insmod},
 			RenameSettle: time.Second}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -252,9 +291,9 @@ func chaosRun(modRoot string, seed uint64) (string, chaosStats) {
 	}
 	var second []Report
 	if rng.IntN(2) == 0 {
-		act(ms(4), func() { second = run() })
+		act(ms(4), func() { second = run("apply 2") })
 	}
-	first := run()
+	first := run("apply 1")
 	actors.Wait()
 
 	var problems []string
@@ -274,12 +313,12 @@ func chaosRun(modRoot string, seed uint64) (string, chaosStats) {
 		}
 	}
 	counter.mu.Lock()
-	st := counter.st
+	res := chaosResult{stats: counter.st, trace: fmt.Sprintf("writes %q\nreports %+v\nsecond %+v", m.Writes(), first, second)}
 	counter.mu.Unlock()
-	if len(problems) == 0 {
-		return "", st
+	if len(problems) > 0 {
+		res.problem = fmt.Sprintf("NICs %+v\n%s", nics, strings.Join(problems, "\n"))
 	}
-	return fmt.Sprintf("NICs %+v\n%s", nics, strings.Join(problems, "\n")), st
+	return res
 }
 
 // zdevLike does what s390-tools' zdev auto-configuration does through udev

@@ -154,6 +154,7 @@ func (m *Model) settle() error {
 // EAGAIN.
 func (m *Model) autoOnline(d *ccwDev, seq uint64, delay time.Duration) {
 	time.Sleep(delay)
+	m.turn(kernelActor, "auto-online "+d.busID)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !d.autoOnline || d.autoSeq != seq {

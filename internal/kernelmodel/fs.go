@@ -519,7 +519,10 @@ func (m *Model) resolveLocked(name string, followLast bool) ([]string, *node, er
 }
 
 // ReadFile implements sysfs.FS.
-func (m *Model) ReadFile(name string) ([]byte, error) {
+func (m *Model) ReadFile(name string) ([]byte, error) { return m.readFile("", name) }
+
+func (m *Model) readFile(who, name string) ([]byte, error) {
+	m.turn(who, "read "+name)
 	if h := m.BeforeRead; h != nil {
 		h(name)
 	}
@@ -539,7 +542,10 @@ func (m *Model) ReadFile(name string) ([]byte, error) {
 }
 
 // ReadDir implements sysfs.FS: the names in a directory, sorted.
-func (m *Model) ReadDir(name string) ([]string, error) {
+func (m *Model) ReadDir(name string) ([]string, error) { return m.readDir("", name) }
+
+func (m *Model) readDir(who, name string) ([]string, error) {
+	m.turn(who, "readdir "+name)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	_, n, err := m.resolveLocked(name, true)
@@ -553,7 +559,10 @@ func (m *Model) ReadDir(name string) ([]string, error) {
 }
 
 // Exists implements sysfs.FS (stat: links are followed).
-func (m *Model) Exists(name string) bool {
+func (m *Model) Exists(name string) bool { return m.exists("", name) }
+
+func (m *Model) exists(who, name string) bool {
+	m.turn(who, "stat "+name)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	_, _, err := m.resolveLocked(name, true)
@@ -562,7 +571,10 @@ func (m *Model) Exists(name string) bool {
 
 // ReadLink implements sysfs.FS: the target of a symbolic link as the kernel
 // wrote it (relative). A missing link is ENOENT, another object EINVAL.
-func (m *Model) ReadLink(name string) (string, error) {
+func (m *Model) ReadLink(name string) (string, error) { return m.readLink("", name) }
+
+func (m *Model) readLink(who, name string) (string, error) {
+	m.turn(who, "readlink "+name)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	_, n, err := m.resolveLocked(name, false)
@@ -577,11 +589,14 @@ func (m *Model) ReadLink(name string) (string, error) {
 
 // WriteFile implements sysfs.FS with the kernel's answers. BeforeWrite runs
 // first, without the lock; every write is recorded (Writes).
-func (m *Model) WriteFile(name string, data []byte) error {
+func (m *Model) WriteFile(name string, data []byte) error { return m.writeFile("", name, data) }
+
+func (m *Model) writeFile(who, name string, data []byte) error {
 	value := strings.TrimSuffix(string(data), "\n")
 	if h := m.BeforeWrite; h != nil {
 		h(name, value)
 	}
+	m.turn(who, "write "+name+" "+value)
 	m.mu.Lock()
 	m.writes = append(m.writes, name+" "+value)
 	p, n, err := m.resolveLocked(name, true)

@@ -94,6 +94,9 @@ type Model struct {
 	// BeforeSetMAC, when set, runs before each SetHardwareAddr (to inject a
 	// rename race).
 	BeforeSetMAC func()
+	// Sched, when set, orders every goroutine's entry into the model and
+	// the model's own asynchronous steps (see Scheduler).
+	Sched *Scheduler
 	// BeforeWrite, when set, runs at the start of every WriteFile, without
 	// the model's lock: another actor can act between a read and a write.
 	BeforeWrite func(file, value string)

@@ -85,7 +85,10 @@ const symbolWait = 30 * time.Second
 // to be live). Otherwise /sys/module/<m> appears at once reading "coming",
 // the init runs after LoadDelay (registering drivers, binding devices), and
 // the module is live when Insmod returns.
-func (m *Model) Insmod(file string) error {
+func (m *Model) Insmod(file string) error { return m.insmod("", file) }
+
+func (m *Model) insmod(who, file string) error {
+	m.turn(who, "finit_module "+file)
 	name := moduleName(file)
 	deps := moduleDeps(name)
 	var deadline <-chan time.Time
@@ -97,6 +100,7 @@ func (m *Model) Insmod(file string) error {
 			ch := mod.liveCh
 			m.mu.Unlock()
 			<-ch
+			m.turn(who, "finit_module "+file+": exists")
 			return unix.EEXIST
 		}
 		var wait chan struct{}
@@ -118,6 +122,7 @@ func (m *Model) Insmod(file string) error {
 			}
 			select {
 			case <-wait:
+				m.turn(who, "finit_module "+file+": dependency live")
 				continue
 			case <-deadline:
 				return unix.EBUSY
@@ -128,6 +133,7 @@ func (m *Model) Insmod(file string) error {
 		delay := m.LoadDelay
 		m.mu.Unlock()
 		time.Sleep(delay)
+		m.turn(kernelActor, "init "+name)
 		m.initModule(name)
 		m.liveModule(name, mod)
 		return nil

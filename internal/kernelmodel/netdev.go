@@ -2,6 +2,7 @@ package kernelmodel
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"sort"
 	"strconv"
@@ -107,7 +108,10 @@ func (m *Model) MAC(busID string) (net.HardwareAddr, bool) {
 }
 
 // LinkByIndex implements link.Netlink.
-func (m *Model) LinkByIndex(index int) (link.Link, error) {
+func (m *Model) LinkByIndex(index int) (link.Link, error) { return m.linkByIndex("", index) }
+
+func (m *Model) linkByIndex(who string, index int) (link.Link, error) {
+	m.turn(who, fmt.Sprintf("getlink %d", index))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	l, ok := m.links[index]
@@ -127,9 +131,14 @@ func (m *Model) LinkByIndex(index int) (link.Link, error) {
 // port has (EADDRINUSE, EEXIST up to 5.6); Fail("mac", id, err) injects
 // other answers.
 func (m *Model) SetHardwareAddr(index int, mac net.HardwareAddr) error {
+	return m.setHardwareAddr("", index, mac)
+}
+
+func (m *Model) setHardwareAddr(who string, index int, mac net.HardwareAddr) error {
 	if m.BeforeSetMAC != nil {
 		m.BeforeSetMAC()
 	}
+	m.turn(who, fmt.Sprintf("setlink %d %s", index, mac))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	l, ok := m.links[index]

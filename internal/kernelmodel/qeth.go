@@ -284,6 +284,7 @@ func (m *Model) groupSetOnline(g *group) error {
 	m.mu.Unlock()
 
 	time.Sleep(delay)
+	m.turn(kernelActor, "online "+g.id+": card up")
 
 	m.mu.Lock()
 	m.cardUpLocked(g)
@@ -291,6 +292,7 @@ func (m *Model) groupSetOnline(g *group) error {
 	g.cardBusy = nil
 	close(busy)
 	m.mu.Unlock()
+	m.turn(kernelActor, "online "+g.id+": online=1")
 
 	m.mu.Lock()
 	g.online = true
