@@ -47,6 +47,9 @@ type distroResult struct {
 	after   []string // the DPMDISTRO lines of the hot-plug phase, READY to END
 	took    time.Duration
 	dir     string // the image's folder
+	// consoleLog is the console's file; jit QEMU's translator figures at
+	// the report (vm.JITSummary).
+	consoleLog, jit string
 }
 
 func requireDistro(t *testing.T, env string) string {
@@ -64,16 +67,30 @@ func requireDistro(t *testing.T, env string) string {
 
 func (b distroBoot) run(t *testing.T) distroResult {
 	t.Helper()
+	res, err := b.boot(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("booted to the report in %v (console in %s)", res.took.Round(time.Second), res.consoleLog)
+	return res
+}
+
+// boot boots the image and waits for its report (and the hot-plug phase);
+// an error says what did not come, with the console's path, or names an
+// emulator stall (vm.StallWatch).
+func (b distroBoot) boot(t *testing.T) (distroResult, error) {
+	t.Helper()
 	env := "DPM_DISTRO_IMAGE"
 	if b.flavour == "initramfs-tools" {
 		env = "DPM_DISTRO_ITOOLS_IMAGE"
 	}
 	dir := requireDistro(t, env)
-	qmpSock := filepath.Join(t.TempDir(), "qmp.sock")
-	logPath := filepath.Join(consoleDir(), t.Name()+".console")
+	tmp := t.TempDir()
+	qmpSock, stallSock := filepath.Join(tmp, "qmp.sock"), filepath.Join(tmp, "stall.sock")
+	logPath := filepath.Join(consoleDir(), strings.ReplaceAll(t.Name(), "/", "_")+".console")
 	logf, err := os.Create(logPath)
 	if err != nil {
-		t.Fatal(err)
+		return distroResult{}, err
 	}
 	defer logf.Close()
 	// The disks are thrown away (snapshot=on), so the guest's flushes need
@@ -87,6 +104,7 @@ func (b distroBoot) run(t *testing.T) distroResult {
 		"-netdev", "user,id=hp",
 	}
 	args = append(args, vm.QMPArgs(qmpSock)...)
+	args = append(args, vm.QMPArgs(stallSock)...)
 	args = append(args, vm.NICArgs(vm.VirtioNICs("0001", "0004", "0010"))...)
 	kargs := b.args
 	if b.hotplug != "" {
@@ -95,8 +113,9 @@ func (b distroBoot) run(t *testing.T) distroResult {
 	start := time.Now()
 	// See vm.Waker; DPM_NO_WAKER=1 turns it off (to see the stalls).
 	waker := &vm.Waker{Every: 2 * time.Second}
+	watch := &vm.StallWatch{Quiet: 3 * time.Minute, QMP: stallSock, Report: logPath + ".stall"}
 	v, err := qemu.Start(vm.S390x,
-		qemu.WithQEMUCommand(vm.QEMU),
+		qemu.WithQEMUCommand(vm.QEMUCommand()),
 		qemu.WithKernel(filepath.Join(dir, "vmlinuz")),
 		qemu.WithInitramfs(filepath.Join(dir, "initrd-"+b.flavour+".img")),
 		// udev autoloads the CPACF crypto modules by CPU feature; under TCG
@@ -105,14 +124,17 @@ func (b distroBoot) run(t *testing.T) distroResult {
 		qemu.WithAppendKernel("root=LABEL=root rw console=ttysclp0 module_blacklist="+cpacfModules+" "+kargs+" "+distroList),
 		qemu.ArbitraryArgs(args...),
 		qemu.WithVMTimeout(17*time.Minute),
-		qemu.LogSerialByLine(func(line string) { fmt.Fprintln(logf, line) }),
+		qemu.LogSerialByLine(func(line string) { watch.Line(); fmt.Fprintln(logf, line) }),
 	)
 	if err != nil {
-		t.Fatal(err)
+		return distroResult{}, err
 	}
 	g := &vm.Guest{VM: v, Started: start}
 	defer g.Close()
 	ctx, stop := context.WithCancel(context.Background())
+	watch.OnStall = func() { _ = v.Kill() }
+	watched := make(chan struct{})
+	go func() { defer close(watched); watch.Run(ctx) }()
 	woken := make(chan struct{})
 	go func() {
 		defer close(woken)
@@ -123,8 +145,20 @@ func (b distroBoot) run(t *testing.T) distroResult {
 	defer func() {
 		stop()
 		<-woken
-		t.Logf("console: poked (XON) %d times, every %v", waker.Pokes(), waker.Every)
+		<-watched
+		if waker.Pokes() > 0 {
+			t.Logf("console: poked (XON) %d times, every %v", waker.Pokes(), waker.Every)
+		}
 	}()
+	// failed names a stall if there was one: the kill that ended the
+	// guest is what made the wait fail.
+	failed := func(err error) error {
+		<-watched
+		if st := watch.Stalled(); st != nil {
+			return st
+		}
+		return fmt.Errorf("%v (console in %s)", err, logPath)
+	}
 	// A boot takes 1–1.5 minutes. Under TCG the guest has had stalls of
 	// minutes after dpm-netconf's work: cloud-init's Python once needed 3
 	// more minutes to start (seen in CI), and once (2026-11-27, 1 of 7 make
@@ -133,17 +167,24 @@ func (b distroBoot) run(t *testing.T) distroResult {
 	// 11.6 minutes; the cause is not found yet. Hence the headroom.
 	_, out, err := g.Expect(15*time.Minute, `DPMDISTRO READY`)
 	if err != nil {
-		t.Fatalf("%v (console in %s)", err, logPath)
+		stop()
+		return distroResult{}, failed(err)
 	}
-	var after string
+	res := distroResult{console: out, lines: reportLines(out), took: time.Since(start), dir: dir, consoleLog: logPath}
 	if b.hotplug != "" {
-		if after, err = b.plug(g, qmpSock); err != nil {
-			t.Fatalf("%v (console in %s)", err, logPath)
+		after, err := b.plug(g, qmpSock)
+		if err != nil {
+			stop()
+			return res, failed(err)
 		}
+		res.after = reportLines(after)
 	}
-	res := distroResult{console: out, lines: reportLines(out), after: reportLines(after), took: time.Since(start), dir: dir}
-	t.Logf("booted to the report in %v (console in %s)", res.took.Round(time.Second), logPath)
-	return res
+	if mon, err := vm.DialQMP(stallSock); err == nil {
+		jit, _ := mon.HMP("info jit")
+		res.jit = vm.JITSummary(jit)
+		mon.Close()
+	}
+	return res, nil
 }
 
 // plug does the host's part of the hot-plug phase through QMP and returns

@@ -100,3 +100,23 @@ func (m *Monitor) DeviceDel(id string, timeout time.Duration) error {
 
 // Close ends the connection.
 func (m *Monitor) Close() error { return m.mon.Disconnect() }
+
+// HMP runs a human monitor command (info registers, info jit) and returns
+// its text.
+func (m *Monitor) HMP(cmd string) (string, error) {
+	b, err := json.Marshal(qmp.Command{Execute: "human-monitor-command", Args: map[string]any{"command-line": cmd}})
+	if err != nil {
+		return "", err
+	}
+	raw, err := m.mon.Run(b)
+	if err != nil {
+		return "", fmt.Errorf("qmp human-monitor-command %q: %w", cmd, err)
+	}
+	var r struct {
+		Return string `json:"return"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return "", fmt.Errorf("qmp human-monitor-command %q: %w", cmd, err)
+	}
+	return r.Return, nil
+}

@@ -33,6 +33,15 @@ func init() { qemu.SupportedArches = append(qemu.SupportedArches, S390x) }
 // QEMU is the machine every guest gets.
 const QEMU = "qemu-system-s390x -M s390-ccw-virtio -cpu max -m 1024 -no-reboot"
 
+// QEMUCommand is QEMU, or DPM_QEMU when set: another QEMU binary or
+// other accelerator options, for measuring them (make bootstats).
+func QEMUCommand() string {
+	if c := os.Getenv("DPM_QEMU"); c != "" {
+		return c
+	}
+	return QEMU
+}
+
 // ErrNotReady means the kernel, the image or QEMU is missing: the caller
 // decides whether that skips or fails.
 type ErrNotReady struct{ Why string }
