@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -119,58 +120,60 @@ func TestModules(t *testing.T) {
 	})
 
 	t.Run("coming for LoadDelay, then init registers drivers and binds", func(t *testing.T) {
-		m := osa("ccwgroup")
-		m.LoadDelay = 100 * time.Millisecond
-		events := m.Subscribe(64)
-		done := make(chan error, 2)
-		go func() { done <- m.Insmod(ko("qeth")) }()
-		eventually(t, "/sys/module/qeth appears", func() bool { return m.Exists("/sys/module/qeth") })
-		if s := read(t, m, "/sys/module/qeth/initstate"); s != "coming" {
-			t.Errorf("%s: initstate %q while loading, want coming", source, s)
-		}
-		if m.Exists(grp) || m.Exists("/sys/bus/ccwgroup/drivers/qeth") {
-			t.Error("qeth's driver is registered before its init ran")
-		}
-		if _, err := m.ReadLink(ccw + "0.0.0001/driver"); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("device bound before qeth's init: %v", err)
-		}
-		wantErrno(t, "group while qeth is coming", write(m, grp, members), unix.ENOENT)
-		// A second load of a coming module waits for it, then finds it.
-		start := time.Now()
-		go func() { done <- m.Insmod(ko("qeth")) }()
-		// A module needing a coming one waits for it (resolve_symbol_wait).
-		l3 := make(chan error, 1)
-		go func() { l3 <- m.Insmod(ko("qeth_l3")) }()
-		errs := []error{<-done, <-done}
-		if (errs[0] == nil) == (errs[1] == nil) || !errors.Is(errors.Join(errs...), unix.EEXIST) {
-			t.Errorf("%s: two loads of qeth: %v, want one success and one EEXIST", source, errs)
-		}
-		if time.Since(start) < 50*time.Millisecond {
-			t.Error("the second load did not wait for the coming module")
-		}
-		wantErrno(t, source+": qeth_l3 while qeth is coming", <-l3, 0)
-		if s := read(t, m, "/sys/module/qeth/initstate"); s != "live" {
-			t.Errorf("initstate %q after load, want live", s)
-		}
-		if !m.Exists(grp) {
-			t.Error("no group file after qeth loaded")
-		}
-		if l, err := m.ReadLink(ccw + "0.0.0001/driver"); err != nil || path.Base(l) != "qeth" {
-			t.Errorf("driver link %q, %v", l, err)
-		}
-		// The module's own uevent comes after its drivers' (delayed until
-		// init has finished, since 5.11).
-		var got []string
-		for len(events.Events()) > 0 {
-			e := <-events.Events()
-			if e.Subsystem == "module" || e.Subsystem == "drivers" {
-				got = append(got, e.Action+" "+e.DevPath)
+		synctest.Test(t, func(t *testing.T) { // fake clock: the waits below are exact
+			m := osa("ccwgroup")
+			m.LoadDelay = 100 * time.Millisecond
+			events := m.Subscribe(64)
+			done := make(chan error, 2)
+			go func() { done <- m.Insmod(ko("qeth")) }()
+			eventually(t, "/sys/module/qeth appears", func() bool { return m.Exists("/sys/module/qeth") })
+			if s := read(t, m, "/sys/module/qeth/initstate"); s != "coming" {
+				t.Errorf("%s: initstate %q while loading, want coming", source, s)
 			}
-		}
-		want := []string{"add /bus/ccw/drivers/qeth", "add /bus/ccwgroup/drivers/qeth", "add /module/qeth", "add /module/qeth_l3"}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("%s: events %q, want %q", source, got, want)
-		}
+			if m.Exists(grp) || m.Exists("/sys/bus/ccwgroup/drivers/qeth") {
+				t.Error("qeth's driver is registered before its init ran")
+			}
+			if _, err := m.ReadLink(ccw + "0.0.0001/driver"); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("device bound before qeth's init: %v", err)
+			}
+			wantErrno(t, "group while qeth is coming", write(m, grp, members), unix.ENOENT)
+			// A second load of a coming module waits for it, then finds it.
+			start := time.Now()
+			go func() { done <- m.Insmod(ko("qeth")) }()
+			// A module needing a coming one waits for it (resolve_symbol_wait).
+			l3 := make(chan error, 1)
+			go func() { l3 <- m.Insmod(ko("qeth_l3")) }()
+			errs := []error{<-done, <-done}
+			if (errs[0] == nil) == (errs[1] == nil) || !errors.Is(errors.Join(errs...), unix.EEXIST) {
+				t.Errorf("%s: two loads of qeth: %v, want one success and one EEXIST", source, errs)
+			}
+			if time.Since(start) < 50*time.Millisecond {
+				t.Error("the second load did not wait for the coming module")
+			}
+			wantErrno(t, source+": qeth_l3 while qeth is coming", <-l3, 0)
+			if s := read(t, m, "/sys/module/qeth/initstate"); s != "live" {
+				t.Errorf("initstate %q after load, want live", s)
+			}
+			if !m.Exists(grp) {
+				t.Error("no group file after qeth loaded")
+			}
+			if l, err := m.ReadLink(ccw + "0.0.0001/driver"); err != nil || path.Base(l) != "qeth" {
+				t.Errorf("driver link %q, %v", l, err)
+			}
+			// The module's own uevent comes after its drivers' (delayed until
+			// init has finished, since 5.11).
+			var got []string
+			for len(events.Events()) > 0 {
+				e := <-events.Events()
+				if e.Subsystem == "module" || e.Subsystem == "drivers" {
+					got = append(got, e.Action+" "+e.DevPath)
+				}
+			}
+			want := []string{"add /bus/ccw/drivers/qeth", "add /bus/ccwgroup/drivers/qeth", "add /module/qeth", "add /module/qeth_l3"}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: events %q, want %q", source, got, want)
+			}
+		})
 	})
 
 	t.Run("LoadModules is instant and binds", func(t *testing.T) {
@@ -345,26 +348,28 @@ func TestQethAttributes(t *testing.T) {
 	})
 
 	t.Run("an online in flight", func(t *testing.T) {
-		m := grouped(t)
-		m.OnlineDelay = 200 * time.Millisecond
-		done := make(chan error, 1)
-		go func() { done <- write(m, g1+"online", "1") }()
-		time.Sleep(50 * time.Millisecond)
-		// 6.x has only DOWN and SOFTSETUP: an online in flight reads DOWN.
-		if s, o := read(t, m, g1+"state"), read(t, m, g1+"online"); s != "DOWN" || o != "0" {
-			t.Errorf("%s: in flight state=%s online=%s, want DOWN and 0", source, s, o)
-		}
-		// The writer waits for the card's mutexes, then finds it online.
-		start := time.Now()
-		wantErrno(t, source+": layer2 during online", write(m, g1+"layer2", "0"), unix.EPERM)
-		wantErrno(t, source+": portno during online", write(m, g1+"portno", "1"), unix.EPERM)
-		if time.Since(start) < 100*time.Millisecond {
-			t.Error("layer2 did not wait for the online in flight")
-		}
-		wantErrno(t, "online", <-done, 0)
-		if s := read(t, m, g1+"state"); s != "SOFTSETUP" {
-			t.Errorf("state %s when online", s)
-		}
+		synctest.Test(t, func(t *testing.T) { // fake clock: the waits below are exact
+			m := grouped(t)
+			m.OnlineDelay = 200 * time.Millisecond
+			done := make(chan error, 1)
+			go func() { done <- write(m, g1+"online", "1") }()
+			time.Sleep(50 * time.Millisecond)
+			// 6.x has only DOWN and SOFTSETUP: an online in flight reads DOWN.
+			if s, o := read(t, m, g1+"state"), read(t, m, g1+"online"); s != "DOWN" || o != "0" {
+				t.Errorf("%s: in flight state=%s online=%s, want DOWN and 0", source, s, o)
+			}
+			// The writer waits for the card's mutexes, then finds it online.
+			start := time.Now()
+			wantErrno(t, source+": layer2 during online", write(m, g1+"layer2", "0"), unix.EPERM)
+			wantErrno(t, source+": portno during online", write(m, g1+"portno", "1"), unix.EPERM)
+			if time.Since(start) < 100*time.Millisecond {
+				t.Error("layer2 did not wait for the online in flight")
+			}
+			wantErrno(t, "online", <-done, 0)
+			if s := read(t, m, g1+"state"); s != "SOFTSETUP" {
+				t.Errorf("state %s when online", s)
+			}
+		})
 	})
 }
 
