@@ -32,6 +32,15 @@ UNIT_PKGS = $$($(GO) list ./...)
 # in-guest tests skip here, and their reasons should be seen.
 TOOLING_UNIT_PKGS = $$($(GO) list ./... | grep -v '/vmtests$$')
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# Every go test of make test runs through gotestsum (pinned in
+# vmtests/go.mod), which keeps the run's events in $(RESULTS)/NAME.json:
+# make test ends with the table of what did not run, from those files
+# (vmtests/skipreport). $(call testsum,NAME,FORMAT) is the command up to
+# go test's own flags.
+RESULTS = $(abspath $(CACHE))/test-results
+GOTESTSUM = $(CURDIR)/bin/tools/gotestsum
+testsum = mkdir -p $(RESULTS) && $(GOTESTSUM) --hide-summary=skipped --jsonfile $(RESULTS)/$(1).json --format $(2) --
+RESULT_NAME ?= vmtest
 
 # make install: where things go (DESTDIR for an image's root).
 PREFIX ?= /usr
@@ -41,7 +50,7 @@ UNITDIR = $(PREFIX)/lib/systemd/system
 INSTALL_ARCH ?= $(shell $(GO) env GOARCH)
 SUBST = sed 's|@BINDIR@|$(BINDIR)|g'
 
-.PHONY: bootstats check-deps fresh-check package package-lint package-test vmtest-distro vmtest-dracut vmtest-osa install help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest demo deps
+.PHONY: bootstats check-deps test-results fresh-check package package-lint package-test vmtest-distro vmtest-dracut vmtest-osa install help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest demo deps
 
 help:
 	@echo "make build       static binaries bin/dpm-netconf-{amd64,s390x}"
@@ -134,22 +143,30 @@ package-lint: deps package
 # distro root (cached; its programs run through qemu-user), with the
 # original DPM tools' files placed by hand.
 PACKAGE_ROOT = vmtests/distro/build-root.sh $(CACHE) vmtests/distro/packages-initramfs-tools.txt
-package-test: deps package
-	set -o pipefail; root=$$($(PACKAGE_ROOT) | tail -1) && cd dist/package && DPM_PACKAGE_ROOT=$$root DPM_PACKAGE_DIR=$(CURDIR)/bin $(GO) test -count=1 .
+package-test: deps package $(GOTESTSUM)
+	set -o pipefail; root=$$($(PACKAGE_ROOT) | tail -1) && cd dist/package && DPM_PACKAGE_ROOT=$$root DPM_PACKAGE_DIR=$(CURDIR)/bin \
+		$(call testsum,package-test,standard-verbose) -count=1 .
 
-test: check-deps lint unit test-s390x fuzz package-lint package-test vmtest vmtest-distro
+test: check-deps test-results lint unit test-s390x fuzz package-lint package-test vmtest vmtest-distro
+	@cd vmtests && $(GO) run ./skipreport $(RESULTS)/*.json
+
+test-results:
+	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
+
+$(GOTESTSUM): vmtests/go.mod vmtests/go.sum
+	cd vmtests && $(GO) build -o $@ gotest.tools/gotestsum
 
 # The chaos tests once more without -race: the race detector shuffles the
 # scheduler on purpose, so only there does a seed replay exactly.
-unit:
-	$(GO) test -race -count=1 $(UNIT_PKGS)
-	$(GO) test -count=1 -run '^TestChaos' ./internal/apply/
-	cd vmtests && $(GO) test -race -count=1 -v $(TOOLING_UNIT_PKGS) | grep -v '^=== '; exit $${PIPESTATUS[0]}
+unit: $(GOTESTSUM)
+	$(call testsum,unit,standard-quiet) -race -count=1 $(UNIT_PKGS)
+	$(call testsum,unit-norace,standard-quiet) -count=1 -run '^TestChaos' ./internal/apply/
+	cd vmtests && $(call testsum,unit-tooling,standard-quiet) -race -count=1 $(TOOLING_UNIT_PKGS)
 
 # Under qemu-user every instruction is emulated: 200 chaos seeds (of make
 # unit's 1000) keep the big-endian run to minutes.
-test-s390x:
-	DPM_CHAOS_SEEDS=200 CGO_ENABLED=0 GOARCH=s390x $(GO) test -count=1 -exec qemu-s390x-static $(UNIT_PKGS)
+test-s390x: $(GOTESTSUM)
+	export DPM_CHAOS_SEEDS=200 CGO_ENABLED=0 GOARCH=s390x && $(call testsum,s390x,standard-quiet) -count=1 -exec qemu-s390x-static $(UNIT_PKGS)
 
 # The install step: every host-wide thing the targets need (apt packages,
 # binfmt_misc and the qemu-s390x entry, dpkg's s390x architecture).
@@ -185,11 +202,11 @@ $(KERNEL)/release:
 DISTRO_IMAGE = vmtests/distro/build-image.sh $(CACHE) $(KERNEL)
 vmtest-distro: deps kernel build
 	set -o pipefail; dracut=$$($(DISTRO_IMAGE) dracut | tail -1) && itools=$$($(DISTRO_IMAGE) initramfs-tools | tail -1) && \
-		$(MAKE) vmtest DPM_DISTRO_IMAGE=$$dracut DPM_DISTRO_ITOOLS_IMAGE=$$itools VMTEST_ARGS='-run TestDistro'
+		$(MAKE) vmtest DPM_DISTRO_IMAGE=$$dracut DPM_DISTRO_ITOOLS_IMAGE=$$itools VMTEST_ARGS='-run TestDistro' RESULT_NAME=vmtest-distro
 
 vmtest-dracut: deps kernel build
 	set -o pipefail; dracut=$$($(DISTRO_IMAGE) dracut | tail -1) && \
-		$(MAKE) vmtest DPM_DISTRO_IMAGE=$$dracut VMTEST_ARGS='-run TestDistro -skip TestDistroInitramfsTools'
+		$(MAKE) vmtest DPM_DISTRO_IMAGE=$$dracut VMTEST_ARGS='-run TestDistro -skip TestDistroInitramfsTools' RESULT_NAME=vmtest-dracut
 
 # A measurement: N boots of the dracut (systemd) distro image, one after
 # the other, each one's time to the report or its stall and QEMU's
@@ -198,19 +215,19 @@ vmtest-dracut: deps kernel build
 N ?= 20
 bootstats: deps kernel build
 	set -o pipefail; dracut=$$($(DISTRO_IMAGE) dracut | tail -1) && \
-		$(MAKE) vmtest DPM_DISTRO_IMAGE=$$dracut DPM_BOOTSTATS=$(N) VMTEST_ARGS='-run TestDistroBootStats -timeout 600m'
+		$(MAKE) vmtest DPM_DISTRO_IMAGE=$$dracut DPM_BOOTSTATS=$(N) VMTEST_ARGS='-run TestDistroBootStats -timeout 600m' RESULT_NAME=bootstats
 
 # The emulated-OSA scenarios only (they are part of vmtest too, and skip
 # there without Hyperion).
 vmtest-osa:
-	$(MAKE) vmtest VMTEST_ARGS='-run TestOSA'
+	$(MAKE) vmtest VMTEST_ARGS='-run TestOSA' RESULT_NAME=vmtest-osa
 
 # vmtest keeps QEMU's and vmtest's temporary files in a folder it cleans.
-vmtest: deps kernel uimage
+vmtest: deps kernel uimage $(GOTESTSUM)
 	rm -rf $(CACHE)/tmp && mkdir -p $(CACHE)/tmp
 	@echo "vmtest: test log in $(CACHE)/vmtest.log, Hercules and distro guest consoles in $(CACHE)/consoles"
 	cd vmtests && TMPDIR=$(abspath $(CACHE))/tmp DPM_KERNEL_DIR=$(abspath $(KERNEL)) DPM_UIMAGE=$(abspath $(UIMAGE)) \
-		DPM_CONSOLE_DIR=$(abspath $(CACHE))/consoles DPM_DISTRO_IMAGE=$(DPM_DISTRO_IMAGE) DPM_DISTRO_ITOOLS_IMAGE=$(DPM_DISTRO_ITOOLS_IMAGE) $(GO) test -count=1 -v -timeout 70m $(or $(VMTEST_ARGS),-skip TestDistro) . 2>&1 | tee $(abspath $(CACHE))/vmtest.log | grep -v 'devices.go:[0-9]*: ' ; \
+		DPM_CONSOLE_DIR=$(abspath $(CACHE))/consoles DPM_DISTRO_IMAGE=$(DPM_DISTRO_IMAGE) DPM_DISTRO_ITOOLS_IMAGE=$(DPM_DISTRO_ITOOLS_IMAGE) $(call testsum,$(RESULT_NAME),standard-verbose) -count=1 -timeout 70m $(or $(VMTEST_ARGS),-skip TestDistro) . 2>&1 | tee $(abspath $(CACHE))/vmtest.log | grep -v 'devices.go:[0-9]*: ' ; \
 		st=$${PIPESTATUS[0]}; rm -rf $(abspath $(CACHE))/tmp; exit $$st
 
 # Every parser of outside input: the NIC list, durations, kernel events,

@@ -60,7 +60,7 @@ func requireDistro(t *testing.T, env string) string {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("%s is unset: run the distro tests with make vmtest-distro", env)
 		}
-		t.Skipf("skipped outside CI: %s is unset (make vmtest-distro builds the images and runs these)", env)
+		t.Skipf("skipped outside CI: %s is unset; run: make vmtest-distro (builds the images)", env)
 	}
 	return dir
 }

@@ -39,7 +39,7 @@ func requireVM(t *testing.T) *vm.Env {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("VM tests must run in CI: %v", nr)
 		}
-		t.Skipf("skipped outside CI: %v", nr)
+		t.Skipf("skipped outside CI: %v; run: make vmtest", nr)
 	}
 	if envErr != nil {
 		t.Fatal(envErr)

@@ -35,7 +35,7 @@ func requireHercules(t *testing.T) (*vm.Env, string) {
 	e := requireVM(t)
 	h, version, err := vm.FindHercules()
 	if err != nil {
-		t.Skipf("skipped (Hyperion cannot be installed from Debian's archive, also not in CI): %v", err)
+		t.Skipf("no SDL Hyperion (not in Debian's archive, so not in CI): %v; run: make vmtest-osa with hercules 4.x on PATH or DPM_HERCULES (docs/testing.md)", err)
 	}
 	t.Logf("emulator: %s, Hercules %s", h, version)
 	return e, h

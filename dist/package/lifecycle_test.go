@@ -170,7 +170,7 @@ func requireEnv(t *testing.T) (rootTar, pkgDir string) {
 		if os.Getenv("CI") != "" {
 			t.Fatal(missing)
 		}
-		t.Skip("skipped outside CI: " + missing)
+		t.Skip("skipped outside CI: " + missing + "; run: make package-test as root")
 	}
 	return rootTar, pkgDir
 }

@@ -97,7 +97,7 @@ func TestChaos(t *testing.T) {
 func TestChaosSeed(t *testing.T) {
 	s := os.Getenv("DPM_CHAOS_SEED")
 	if s == "" {
-		t.Skip("set DPM_CHAOS_SEED to rerun one seed of TestChaos")
+		t.Skip("replays one seed of TestChaos (DPM_CHAOS_SEED unset); run: DPM_CHAOS_SEED=N go test -run TestChaosSeed ./internal/apply/")
 	}
 	seed, err := strconv.ParseUint(s, 10, 64)
 	if err != nil {
@@ -122,7 +122,7 @@ func TestChaosSeed(t *testing.T) {
 // without it.
 func TestChaosReplays(t *testing.T) {
 	if raceEnabled {
-		t.Skip("the race detector shuffles the scheduler on purpose; make unit runs this without -race")
+		t.Skip("the race detector shuffles the scheduler on purpose; runs in: make unit (its run without -race)")
 	}
 	root := t.TempDir()
 	if err := kernelmodel.WriteModulesTree(root, release); err != nil {

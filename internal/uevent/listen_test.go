@@ -15,7 +15,7 @@ func TestListenRealKernel(t *testing.T) {
 		if os.Getenv("CI") != "" {
 			t.Fatal("CI runs as root: the uevent socket test must run")
 		}
-		t.Skip("needs root to write " + trigger + " (runs in CI)")
+		t.Skip("needs root to write " + trigger + "; run: make unit as root (CI does)")
 	}
 	l, err := Listen()
 	if err != nil {
@@ -43,7 +43,7 @@ func TestListenRealKernel(t *testing.T) {
 
 func TestListenerCloseEndsEvents(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root for the uevent socket (runs in CI)")
+		t.Skip("needs root for the uevent socket; run: make unit as root (CI does)")
 	}
 	l, err := Listen()
 	if err != nil {

@@ -48,7 +48,7 @@ func notInGuest() string {
 func inGuest(t *testing.T) {
 	t.Helper()
 	if why := notInGuest(); why != "" {
-		t.Skipf("inguest: not inside the dpm-netconf test guest: %s (make vmtest runs these there, as TestInGuest)", why)
+		t.Skipf("not inside the dpm-netconf test guest: %s; runs in: make vmtest (TestInGuest)", why)
 	}
 }
 

@@ -32,7 +32,7 @@ func New(t testing.TB, taps ...string) *Netns {
 		if os.Getenv("CI") != "" {
 			t.Fatal("CI must run this test as root: it creates a network namespace")
 		}
-		t.Skip("skipped: needs root to create a network namespace and tap links (CI runs it)")
+		t.Skip("needs root to create a network namespace and tap links; run: make unit as root (CI does)")
 	}
 	e := &Netns{Sysfs: t.TempDir()}
 	errc := make(chan error, 1)
