@@ -228,20 +228,22 @@ vmtest-dracut: deps kernel build
 N ?= 20
 bootstats: deps kernel build
 	set -o pipefail; dracut=$$($(DISTRO_IMAGE) dracut | tail -1) && \
-		$(MAKE) vmtest DPM_DISTRO_IMAGE=$$dracut DPM_BOOTSTATS=$(N) VMTEST_ARGS='-run TestDistroBootStats -timeout 600m' RESULT_NAME=bootstats
+		$(MAKE) vmtest DPM_DISTRO_IMAGE=$$dracut DPM_BOOTSTATS=$(N) VMTEST_ARGS='-run TestDistroBootStats -timeout 600m' RESULT_NAME=bootstats-$$$$
 
 # The emulated-OSA scenarios only (they are part of vmtest too, and skip
 # there without Hyperion).
 vmtest-osa:
 	$(MAKE) vmtest VMTEST_ARGS='-run TestOSA' RESULT_NAME=vmtest-osa
 
-# vmtest keeps QEMU's and vmtest's temporary files in a folder it cleans.
+# vmtest keeps QEMU's and vmtest's temporary files in a folder of its own
+# under $(CACHE)/tmp, which it removes (runs side by side do not share it);
+# the log is $(CACHE)/$(RESULT_NAME).log.
 vmtest: deps kernel uimage $(GOTESTSUM)
-	rm -rf $(CACHE)/tmp && mkdir -p $(CACHE)/tmp
-	@echo "vmtest: test log in $(CACHE)/vmtest.log, Hercules and distro guest consoles in $(CACHE)/consoles"
-	cd vmtests && TMPDIR=$(abspath $(CACHE))/tmp DPM_KERNEL_DIR=$(abspath $(KERNEL)) DPM_UIMAGE=$(abspath $(UIMAGE)) \
-		DPM_CONSOLE_DIR=$(abspath $(CACHE))/consoles DPM_DISTRO_IMAGE=$(DPM_DISTRO_IMAGE) DPM_DISTRO_ITOOLS_IMAGE=$(DPM_DISTRO_ITOOLS_IMAGE) $(call testsum,$(RESULT_NAME),standard-verbose) -count=1 -timeout 70m $(or $(VMTEST_ARGS),-skip TestDistro) . 2>&1 | tee $(abspath $(CACHE))/vmtest.log | grep -v 'devices.go:[0-9]*: ' ; \
-		st=$${PIPESTATUS[0]}; rm -rf $(abspath $(CACHE))/tmp; exit $$st
+	@echo "vmtest: test log in $(CACHE)/$(RESULT_NAME).log, Hercules and distro guest consoles in $(CACHE)/consoles"
+	mkdir -p $(CACHE)/tmp && tmp=$$(mktemp -d $(abspath $(CACHE))/tmp/$(RESULT_NAME)-XXXXXX) && cd vmtests && \
+		TMPDIR=$$tmp DPM_KERNEL_DIR=$(abspath $(KERNEL)) DPM_UIMAGE=$(abspath $(UIMAGE)) \
+		DPM_CONSOLE_DIR=$(abspath $(CACHE))/consoles DPM_DISTRO_IMAGE=$(DPM_DISTRO_IMAGE) DPM_DISTRO_ITOOLS_IMAGE=$(DPM_DISTRO_ITOOLS_IMAGE) $(call testsum,$(RESULT_NAME),standard-verbose) -count=1 -timeout 70m $(or $(VMTEST_ARGS),-skip TestDistro) . 2>&1 | tee $(abspath $(CACHE))/$(RESULT_NAME).log | grep -v 'devices.go:[0-9]*: ' ; \
+		st=$${PIPESTATUS[0]}; rm -rf $$tmp; exit $$st
 
 # Every parser of outside input: the NIC list, durations, kernel events,
 # the cio_ignore list.
