@@ -147,26 +147,26 @@ func run(ctx context.Context, cfg Config, nics []cmdline.NIC, md mode) []Report 
 	reports := make([]Report, len(ws))
 	// A kernel write can block past the deadline (a hanging online); the
 	// boot must not wait for it. One short grace after the deadline lets
-	// workers that are just returning report; it is shared by all NICs.
-	var grace <-chan time.Time
+	// workers that are just returning report, and one late grace after it
+	// waits for workers with no write of ours in the kernel (late only: a
+	// starved CPU, seen under an emulator). Both are instants shared by all
+	// NICs, so the caller has control at deadline + Grace + lateGrace
+	// whatever number of workers is stuck.
+	var graceOver, lateOver <-chan struct{}
 	for i, w := range ws {
 		select {
 		case <-w.finished:
 		case <-ctx.Done():
-			if grace == nil {
-				grace = time.After(cfg.Grace)
+			if graceOver == nil {
+				graceOver, lateOver = closedAfter(cfg.Grace), closedAfter(cfg.Grace+lateGrace)
 			}
 			select {
 			case <-w.finished:
-			case <-grace:
-				// No write of its own is blocked in the kernel: the worker
-				// is only late (a starved CPU: seen under an emulator) and
-				// returns as soon as it runs. Without this it would be
-				// reported in progress, which the unit counts as success.
+			case <-graceOver:
 				if !w.writing() {
 					select {
 					case <-w.finished:
-					case <-time.After(lateGrace):
+					case <-lateOver:
 					}
 				}
 			}
@@ -183,6 +183,14 @@ func run(ctx context.Context, cfg Config, nics []cmdline.NIC, md mode) []Report 
 		}
 	}
 	return reports
+}
+
+// closedAfter returns a channel closed after d: unlike a timer's channel,
+// every receiver sees it, as often as it looks.
+func closedAfter(d time.Duration) <-chan struct{} {
+	ch := make(chan struct{})
+	time.AfterFunc(d, func() { close(ch) })
+	return ch
 }
 
 func summary(r Report) string {
