@@ -13,6 +13,12 @@ if ! getargbool 1 rd.dpm_netconf; then
 else
     /usr/bin/dpm-netconf apply
     _dpm_rc=$?
-    [ "$_dpm_rc" -eq 0 ] || warn "dpm-netconf: exit status $_dpm_rc (its error lines are above); the boot goes on"
+    # 1 (failed) and 3 (a write still going on in the kernel) are warned
+    # about alike, and neither stops the boot (as initramfs-tools' script).
+    case "$_dpm_rc" in
+    0) ;;
+    3) warn "dpm-netconf: exit status 3: a NIC's write is still going on in the kernel (its lines are above); the boot goes on" ;;
+    *) warn "dpm-netconf: exit status $_dpm_rc (its error lines are above); the boot goes on" ;;
+    esac
     unset _dpm_rc
 fi

@@ -42,6 +42,10 @@ type ModuleLoader interface {
 // goes on; the write is not aborted.
 type Writer interface {
 	Write(ctx context.Context, file, value string) error
+	// OutlivesCaller reports whether a write still blocked when our
+	// process exits is finished by someone (a helper process) rather
+	// than abandoned with us.
+	OutlivesCaller() bool
 }
 
 // Config is the system apply works on.
@@ -223,6 +227,9 @@ func Failed(reports []Report) bool {
 // fsWriter runs a blocking write in a goroutine, so the caller regains
 // control at its deadline; the write itself goes on.
 type fsWriter struct{ fs sysfs.FS }
+
+// OutlivesCaller: the goroutine ends with our process.
+func (fsWriter) OutlivesCaller() bool { return false }
 
 func (f fsWriter) Write(ctx context.Context, file, value string) error {
 	done := make(chan error, 1)

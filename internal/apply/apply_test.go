@@ -34,6 +34,7 @@ func newConfig(t testing.TB, m *kernelmodel.Model) Config {
 		t.Fatal(err)
 	}
 	return Config{
+		Slow:         helperWriter{fsWriter{m}},
 		FS:           m,
 		Links:        m,
 		Modules:      &kmod.Loader{Root: root, Release: release, FS: m, Insmod: m.Insmod},
@@ -41,6 +42,13 @@ func newConfig(t testing.TB, m *kernelmodel.Model) Config {
 		RenameSettle: 100 * time.Millisecond,
 	}
 }
+
+// helperWriter is the model's stand-in for the write helper that
+// production uses (detach.Writer): a write blocked at our exit is finished
+// by it, not abandoned.
+type helperWriter struct{ fsWriter }
+
+func (helperWriter) OutlivesCaller() bool { return true }
 
 func parse(t testing.TB, s string) []cmdline.NIC {
 	t.Helper()
@@ -360,8 +368,18 @@ func testApplyDeadline(t *testing.T) {
 	if el := time.Since(start); el != 200*time.Millisecond {
 		t.Errorf("apply returned %v after its start with a 200ms deadline (fake clock)", el)
 	}
-	if r.OK || !r.InProgress || r.Step != "online" || r.Error != "deadline reached (context deadline exceeded) while at step online; the kernel is still working on it" {
+	if r.OK || !r.InProgress || r.Step != "online" || r.Error != "deadline reached (context deadline exceeded) while at step online; our write goes on in a helper process: the kernel is still working on it" {
 		t.Errorf("report %+v", r)
+	}
+	// Without a helper the write is abandoned at our exit: FAILED, naming it.
+	m2 := kernelmodel.New()
+	m2.AddOSA("0.0.0001", "0a")
+	m2.OnlineDelay = 3 * time.Second
+	cfg := newConfig(t, m2)
+	cfg.Slow = fsWriter{m2}
+	r = applyWithin(t, cfg, 200*time.Millisecond, "0001,0;")[0]
+	if r.OK || r.InProgress || r.Step != "online" || r.Error != "stuck in a write of 1 to /sys/bus/ccwgroup/devices/0.0.0001/online at the deadline; it is abandoned when dpm-netconf exits" {
+		t.Errorf("no helper: report %+v", r)
 	}
 	time.Sleep(3 * time.Second) // the adapter answers at last: the bubble ends
 	synctest.Wait()

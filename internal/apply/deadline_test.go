@@ -63,10 +63,28 @@ func stuckWorkers(t *testing.T, kind string, n int, deadline time.Duration) {
 	if el := time.Since(start); el > limit {
 		t.Errorf("%d workers stuck in %s: apply returned %v after its start, want at most %v", n, kind, el, limit)
 	}
+	// The outcome says what is true: in progress only for our write that
+	// a helper finishes after we exit; anything stuck in our own process
+	// is abandoned at exit, so FAILED, naming the call.
+	want := map[string]string{
+		"helper write": "our write goes on in a helper process",
+		"netlink":      "stuck in RTM_SETLINK (set MAC) at the deadline",
+		"finit_module": "stuck in finit_module (load ",
+		"sysfs read":   "stuck in a read of /sys/bus/ccw/devices/0.0.",
+	}[kind]
+	named := 0
 	for _, r := range rs {
-		if r.OK {
-			t.Errorf("report %+v: ok while stuck", r)
+		if r.OK || r.InProgress != (kind == "helper write") {
+			t.Errorf("report %+v: ok or in progress while stuck in our process", r)
 		}
+		if strings.Contains(r.Error, want) {
+			named++
+		}
+	}
+	// Workers that wait for another one's module load (their own loader's
+	// wait, no kernel call) fail with what they waited for.
+	if named == 0 || kind != "finit_module" && named != n {
+		t.Errorf("%d of %d reports name the call (%q): %+v", named, n, want, rs)
 	}
 	close(release)
 	time.Sleep(24 * time.Hour) // what is stuck ends (a module chain of 1 h loads): the bubble can end

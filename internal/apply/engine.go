@@ -13,6 +13,7 @@ import (
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/ccw"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/cmdline"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/errno"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/link"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/uevent"
 )
 
@@ -65,11 +66,13 @@ var errRestart = errors.New("restart")
 
 // worker configures one NIC.
 type worker struct {
-	cfg  *Config
-	sys  ccw.Sys
-	nic  cmdline.NIC
-	mode mode
-	ids  [3]string // read, write, data (write and data only matter for qeth)
+	cfg     *Config
+	sys     ccw.Sys // over a trackedFS, as links and modules (calls.go)
+	links   link.Netlink
+	modules ModuleLoader
+	nic     cmdline.NIC
+	mode    mode
+	ids     [3]string // read, write, data (write and data only matter for qeth)
 
 	wake     chan struct{}
 	finished chan struct{}
@@ -80,7 +83,9 @@ type worker struct {
 	done     []string
 	iface    string
 	err      error
-	inFlight bool // a slow write is under way
+	inFlight bool   // a slow write is under way
+	slowCall string // which
+	call     string // the kernel call under way in our process, if any
 
 	// Set before the workers start (plan).
 	planErr  error
@@ -93,10 +98,13 @@ type worker struct {
 
 func newWorker(cfg *Config, n cmdline.NIC, md mode) *worker {
 	w := &worker{
-		cfg: cfg, sys: ccw.Sys{FS: cfg.FS}, nic: n, mode: md,
+		cfg: cfg, nic: n, mode: md,
 		wake: make(chan struct{}, 1), finished: make(chan struct{}),
 		kind: KindMissing, step: "free",
 	}
+	w.sys = ccw.Sys{FS: trackedFS{w.enter, cfg.FS}}
+	w.links = trackedLinks{w, cfg.Links}
+	w.modules = trackedModules{w, cfg.Modules}
 	w.ids[0] = n.BusID()
 	// Entries whose triplet would wrap past ffff are refused by the parser;
 	// a devno near the end still gets distinct ids here.
@@ -235,7 +243,9 @@ func (w *worker) runStep(ctx context.Context, s step) error {
 			retried, actErr = actErr, nil
 		case !o.busy:
 			err := s.act(ctx, w)
-			if ctx.Err() != nil && err != nil {
+			if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+				// Given up at the deadline; a kernel answer that came as
+				// the deadline passed is an answer, judged below.
 				return w.deadline(ctx, s, last)
 			}
 			actErr = err
@@ -317,16 +327,23 @@ func (w *worker) report(ctx context.Context) Report {
 		finished = true
 	default:
 	}
+	r.Step = w.step
 	switch {
 	case finished && w.err == nil:
-		r.OK = true
+		r.Step, r.OK = "", true
 	case finished && !w.inFlight:
-		r.Step, r.Error = w.step, w.err.Error()
+		r.Error = w.err.Error()
+	case w.inFlight && w.cfg.Slow.OutlivesCaller():
+		// Our write is blocked in the kernel, in a helper that finishes it
+		// after we exit (and logs its outcome): it may still succeed.
+		r.InProgress = true
+		r.Error = fmt.Sprintf("deadline reached (%v) while at step %s; our write goes on in a helper process: the kernel is still working on it", ctx.Err(), w.step)
+	case w.inFlight:
+		r.Error = fmt.Sprintf("stuck in %s at the deadline; it is abandoned when dpm-netconf exits", w.slowCall)
+	case w.call != "":
+		r.Error = fmt.Sprintf("stuck in %s at the deadline; it is abandoned when dpm-netconf exits", w.call)
 	default:
-		// A write is still blocked in the kernel (it goes on and may
-		// still succeed), or the worker did not return in the grace.
-		r.Step, r.InProgress = w.step, true
-		r.Error = fmt.Sprintf("deadline reached (%v) while at step %s; the kernel is still working on it", ctx.Err(), w.step)
+		r.Error = fmt.Sprintf("not done by the deadline: still at step %s and in no kernel call (the CPU was busy?)", w.step)
 	}
 	return r
 }

@@ -16,7 +16,7 @@ import (
 // way, and decides which entries overlap, so that no worker ever waits for
 // another.
 func plan(ctx context.Context, cfg *Config, ws []*worker) {
-	sys := ccw.Sys{FS: cfg.FS}
+	sys := ccw.Sys{FS: trackedFS{enterAll(ws), cfg.FS}}
 	// Only devices cio_ignore lists are freed (and settled for): an absent
 	// device that is not ignored is only waited for.
 	ignored, listErr := sys.IgnoreList()

@@ -185,7 +185,7 @@ func modulesStep(names []string, ready func(*worker) (bool, string)) step {
 			return observation{note: note}
 		},
 		act: func(_ context.Context, w *worker) error {
-			loaded, err := w.cfg.Modules.Load(names...)
+			loaded, err := w.modules.Load(names...)
 			if len(loaded) > 0 {
 				w.did("modules", "loaded modules %s", strings.Join(loaded, ", "))
 			}
@@ -204,7 +204,7 @@ var qethModulesStep = modulesStep(kmod.Qeth, func(w *worker) (bool, string) {
 	switch {
 	case !w.sys.QethRegistered():
 		return false, "no " + ccw.QethDriver
-	case !w.cfg.Modules.Live("qeth_l2"):
+	case !w.modules.Live("qeth_l2"):
 		return false, "module qeth_l2 not live (" + or(w.sys.ModuleState("qeth_l2"), "absent") + ")"
 	}
 	return true, ""
@@ -386,10 +386,10 @@ var virtioOnlineStep = step{
 // outlives our deadline, so that the caller regains control in time and the
 // kernel's work is not aborted.
 func (w *worker) slowWrite(ctx context.Context, attr, file, value string) error {
-	w.set(func() { w.inFlight = true })
+	w.set(func() { w.inFlight, w.slowCall = true, "a write of "+value+" to "+file })
 	err := w.cfg.Slow.Write(ctx, file, value)
-	if ctx.Err() != nil && err != nil {
-		return err // still under way: the report says so
+	if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+		return err // the Writer gave up waiting: still under way, the report says so
 	}
 	w.set(func() { w.inFlight = false })
 	if err != nil {
@@ -446,7 +446,7 @@ var macStep = step{
 			return observation{busy: true, note: err.Error()}
 		}
 		w.set(func() { w.iface = nd.Name })
-		l, err := w.cfg.Links.LinkByIndex(nd.Index)
+		l, err := w.links.LinkByIndex(nd.Index)
 		if err != nil && !errors.Is(err, unix.ENODEV) {
 			return observation{conflict: fmt.Errorf("netlink get link %d (%s): %s", nd.Index, nd.Name, errno.Words(err))}
 		}
@@ -482,14 +482,14 @@ var macStep = step{
 		if err != nil {
 			return err
 		}
-		l, err := w.cfg.Links.LinkByIndex(nd.Index)
+		l, err := w.links.LinkByIndex(nd.Index)
 		if err != nil {
 			return err
 		}
 		if bytes.Equal(l.MAC, w.nic.MAC) {
 			return nil // set by another actor since observe: nothing to write
 		}
-		if err := w.cfg.Links.SetHardwareAddr(nd.Index, w.nic.MAC); err != nil {
+		if err := w.links.SetHardwareAddr(nd.Index, w.nic.MAC); err != nil {
 			return &link.MACError{Name: nd.Name, Index: nd.Index, MAC: w.nic.MAC, Err: err}
 		}
 		w.macSeen = l.MAC.String()

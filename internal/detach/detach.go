@@ -43,6 +43,9 @@ type Writer struct {
 	Root string
 }
 
+// OutlivesCaller: the helper process finishes the write after we exit.
+func (Writer) OutlivesCaller() bool { return true }
+
 // Write writes value to file in a helper process and waits for its answer
 // until ctx ends; then it returns ctx's error and the helper goes on.
 func (w Writer) Write(ctx context.Context, file, value string) error {
