@@ -490,7 +490,7 @@ var macStep = step{
 			return nil // set by another actor since observe: nothing to write
 		}
 		if err := w.links.SetHardwareAddr(nd.Index, w.nic.MAC); err != nil {
-			return &link.MACError{Name: nd.Name, Index: nd.Index, MAC: w.nic.MAC, Err: err}
+			return &link.MACError{Name: nd.Name, Index: nd.Index, MAC: w.nic.MAC, Kind: w.getKind(), Err: err}
 		}
 		w.macSeen = l.MAC.String()
 		return nil

@@ -347,7 +347,7 @@ type AttrError struct {
 
 func (e *AttrError) Error() string {
 	msg := fmt.Sprintf("%s %s: write %q to %s: %s", e.Step, e.Device, e.Value, e.File, errno.Words(e.Err))
-	if h := hint(e.Step, e.Value, e.Err); h != "" {
+	if h := hint(e.Step, e.File, e.Value, e.Err); h != "" {
 		msg += ": " + h
 	}
 	return msg
@@ -364,7 +364,7 @@ func (s Sys) write(step, device, file, value string) error {
 
 // hint says what the kernel's answer to a step usually means
 // (drivers/s390/cio/ccwgroup.c, drivers/s390/net/qeth_core_sys.c).
-func hint(step, value string, err error) string {
+func hint(step, file, value string, err error) string {
 	switch {
 	case sysfs.IsNotExist(err):
 		switch step {
@@ -399,8 +399,11 @@ func hint(step, value string, err error) string {
 	case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EBUSY):
 		return "another state change of the device is in flight"
 	case errors.Is(err, unix.EIO), errors.Is(err, unix.ENODEV), errors.Is(err, unix.ETIME), errors.Is(err, unix.ETIMEDOUT):
-		if step == "online" {
+		switch {
+		case step == "online" && strings.Contains(file, "/ccwgroup/"):
 			return "the adapter did not come up: check that the CHPID is online and the adapter port is cabled and active"
+		case step == "online":
+			return "the device did not come online: its host side (the hypervisor's virtio device) failed; see the kernel log"
 		}
 	}
 	return ""

@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/kernelmodel"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/sysfs"
@@ -97,5 +100,25 @@ func BenchmarkDeviceLookup(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// The hint for a failed online speaks of the NIC's kind: CHPIDs and
+// cabling for an OSA's group, the hypervisor's device for virtio.
+func TestOnlineHintByKind(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		err  error
+		want string
+	}{
+		{GroupPath("0.0.0001") + "/online", unix.EIO, "check that the CHPID is online"},
+		{GroupPath("0.0.0001") + "/online", unix.ETIME, "check that the CHPID is online"},
+		{DevicePath("0.0.0004") + "/online", unix.EIO, "its host side (the hypervisor's virtio device) failed"},
+		{DevicePath("0.0.0004") + "/online", unix.ENODEV, "its host side (the hypervisor's virtio device) failed"},
+	} {
+		e := &AttrError{Step: "online", Device: "0.0.0001", File: tc.file, Value: "1", Err: tc.err}
+		if got := e.Error(); !strings.Contains(got, tc.want) || (strings.Contains(tc.file, "/ccw/") && strings.Contains(got, "CHPID")) {
+			t.Errorf("%s %v: %s, want %q", tc.file, tc.err, got, tc.want)
+		}
 	}
 }

@@ -40,8 +40,14 @@ func Open() (*Kernel, error) { return OpenIn(0) }
 
 // OpenIn returns rtnetlink in the network namespace the file descriptor nsFD
 // refers to (0: the caller's).
+// The socket is Strict: the kernel's extended acknowledgements (the text
+// it gives with an error) reach MACError. Where the kernel or an emulator
+// (qemu-user) refuses those socket options, it is opened without them.
 func OpenIn(nsFD int) (*Kernel, error) {
-	c, err := rtnetlink.Dial(&netlink.Config{NetNS: nsFD})
+	c, err := rtnetlink.Dial(&netlink.Config{NetNS: nsFD, Strict: true})
+	if err != nil {
+		c, err = rtnetlink.Dial(&netlink.Config{NetNS: nsFD})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open rtnetlink socket: %w", err)
 	}
@@ -97,35 +103,49 @@ type MACError struct {
 	Name  string
 	Index int
 	MAC   net.HardwareAddr
+	Kind  string // "qeth" or "virtio": what the hint speaks of
 	Err   error
 }
 
 func (e *MACError) Error() string {
 	msg := fmt.Sprintf("set MAC of %s (index %d) to %s: netlink RTM_SETLINK: %s", e.Name, e.Index, e.MAC, errno.Words(e.Err))
-	if h := macHint(e.Err); h != "" {
+	// The kernel's own words, when it gave any (extended acknowledgement).
+	var oe *netlink.OpError
+	if errors.As(e.Err, &oe) && oe.Message != "" {
+		msg += fmt.Sprintf(" (kernel: %q)", oe.Message)
+	}
+	if h := macHint(e.Kind, e.Err); h != "" {
 		msg += ": " + h
 	}
 	return msg
 }
 
-// macHints say what the kernel's answers to a MAC change usually mean. The
-// qeth driver (qeth_l2_setdelmac_makerc) answers the adapter's "duplicate"
-// with EADDRINUSE since Linux 5.7 and EEXIST up to 5.6, its "not
-// authorised by the hypervisor or adapter" with EADDRNOTAVAIL since 5.7 and
-// EPERM up to 5.6; the kernel's own check of the address (zero or
-// multicast) is EADDRNOTAVAIL too.
+// macHints say what the kernel's answers to a MAC change usually mean, for
+// a kind of NIC ("" for any). The qeth driver (qeth_l2_setdelmac_makerc)
+// answers the adapter's "duplicate" with EADDRINUSE since Linux 5.7 and
+// EEXIST up to 5.6, its "not authorised by the hypervisor or adapter" with
+// EADDRNOTAVAIL since 5.7 and EPERM up to 5.6, an adapter that does not
+// answer with ETIME (qeth_send_ipa_cmd: QETH_IPA_TIMEOUT, 45 s); the
+// kernel's own check of the address (zero or multicast) is EADDRNOTAVAIL
+// too. virtio_net asks the host (VIRTIO_NET_CTRL_MAC_ADDR_SET) and answers
+// its refusal with EINVAL (virtnet_set_mac_address).
 var macHints = []struct {
+	kind  string
 	errno unix.Errno
 	hint  string
 }{
-	{unix.EADDRINUSE, macInUse},
-	{unix.EEXIST, macInUse},
-	{unix.EADDRNOTAVAIL, macNotAllowed},
-	{unix.EPERM, macNotAllowed + "; or dpm-netconf lacks CAP_NET_ADMIN"},
-	{unix.ENOSPC, "the adapter's MAC address table is full (too many addresses registered on this port)"},
-	{unix.EOPNOTSUPP, "this device type does not allow changing its MAC (qeth on an OSM or OSX CHPID, an adapter without the set-MAC command, virtio-net with the failover standby feature)"},
-	{unix.EIO, "the adapter refused the command with a return code the qeth driver has no specific errno for"},
-	{unix.EBUSY, "the interface is busy (a driver that cannot change the MAC while up)"},
+	{"", unix.EADDRINUSE, macInUse},
+	{"", unix.EEXIST, macInUse},
+	{"", unix.EADDRNOTAVAIL, macNotAllowed},
+	{"", unix.EPERM, macNotAllowed + "; or dpm-netconf lacks CAP_NET_ADMIN"},
+	{"qeth", unix.ENOSPC, "the adapter's MAC address table is full (too many addresses registered on this port)"},
+	{"", unix.EOPNOTSUPP, "this device type does not allow changing its MAC (qeth on an OSM or OSX CHPID, an adapter without the set-MAC command, virtio-net with the failover standby feature)"},
+	{"qeth", unix.EIO, "the adapter refused the command with a return code the qeth driver has no specific errno for"},
+	{"qeth", unix.ETIME, "the adapter did not answer the set-MAC command in time (the qeth driver waits 45 s): check the adapter and its CHPID"},
+	{"virtio", unix.EINVAL, "the host refused the address (the virtio-net device's host side, e.g. its MAC filter or a macvtap backend, does not allow a change)"},
+	{"", unix.EINVAL, "the kernel refused the address for this interface (length or format)"},
+	{"", unix.EINTR, "the request was interrupted (a signal); running dpm-netconf again retries it"},
+	{"", unix.EBUSY, "the interface is busy (a driver that cannot change the MAC while up)"},
 }
 
 const (
@@ -135,9 +155,9 @@ const (
 
 // macHint says what an error from setting a MAC usually means, or "" when
 // there is nothing to add to the errno.
-func macHint(err error) string {
+func macHint(kind string, err error) string {
 	for _, h := range macHints {
-		if errors.Is(err, h.errno) {
+		if (h.kind == "" || h.kind == kind) && errors.Is(err, h.errno) {
 			return h.hint
 		}
 	}

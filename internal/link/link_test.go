@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/link"
@@ -90,22 +91,29 @@ func TestMACErrorHints(t *testing.T) {
 		notAllowed = ": the adapter or hypervisor does not allow this address (user-chosen MACs not authorised, or not a locally administered unicast address)"
 	)
 	for _, tc := range []struct {
+		kind string
 		err  error
 		want string
 	}{
-		{unix.EADDRINUSE, "EADDRINUSE (address already in use)" + inUse},
-		{unix.EEXIST, "EEXIST (file exists)" + inUse},
-		{unix.EADDRNOTAVAIL, "EADDRNOTAVAIL (cannot assign requested address)" + notAllowed},
-		{unix.EPERM, "EPERM (operation not permitted)" + notAllowed + "; or dpm-netconf lacks CAP_NET_ADMIN"},
-		{unix.ENOSPC, "ENOSPC (no space left on device): the adapter's MAC address table is full (too many addresses registered on this port)"},
-		{unix.EOPNOTSUPP, "EOPNOTSUPP (operation not supported): this device type does not allow changing its MAC (qeth on an OSM or OSX CHPID, an adapter without the set-MAC command, virtio-net with the failover standby feature)"},
-		{unix.EIO, "EIO (input/output error): the adapter refused the command with a return code the qeth driver has no specific errno for"},
-		{unix.EBUSY, "EBUSY (device or resource busy): the interface is busy (a driver that cannot change the MAC while up)"},
-		{unix.EINVAL, "EINVAL (invalid argument)"},
-		{fmt.Errorf("netlink receive: %w", unix.EADDRINUSE), "EADDRINUSE (address already in use)" + inUse},
-		{errors.New("netlink: connection closed"), "netlink: connection closed"},
+		{"virtio", unix.EINVAL, "EINVAL (invalid argument): the host refused the address (the virtio-net device's host side, e.g. its MAC filter or a macvtap backend, does not allow a change)"},
+		{"virtio", unix.EIO, "EIO (input/output error)"},
+		{"qeth", unix.ETIME, "ETIME (timer expired): the adapter did not answer the set-MAC command in time (the qeth driver waits 45 s): check the adapter and its CHPID"},
+		{"virtio", unix.EINTR, "EINTR (interrupted system call): the request was interrupted (a signal); running dpm-netconf again retries it"},
+		{"virtio", &netlink.OpError{Op: "receive", Err: unix.EINVAL, Message: "Invalid MAC address"},
+			`EINVAL (invalid argument) (kernel: "Invalid MAC address"): the host refused the address (the virtio-net device's host side, e.g. its MAC filter or a macvtap backend, does not allow a change)`},
+		{"qeth", unix.EADDRINUSE, "EADDRINUSE (address already in use)" + inUse},
+		{"qeth", unix.EEXIST, "EEXIST (file exists)" + inUse},
+		{"qeth", unix.EADDRNOTAVAIL, "EADDRNOTAVAIL (cannot assign requested address)" + notAllowed},
+		{"qeth", unix.EPERM, "EPERM (operation not permitted)" + notAllowed + "; or dpm-netconf lacks CAP_NET_ADMIN"},
+		{"qeth", unix.ENOSPC, "ENOSPC (no space left on device): the adapter's MAC address table is full (too many addresses registered on this port)"},
+		{"qeth", unix.EOPNOTSUPP, "EOPNOTSUPP (operation not supported): this device type does not allow changing its MAC (qeth on an OSM or OSX CHPID, an adapter without the set-MAC command, virtio-net with the failover standby feature)"},
+		{"qeth", unix.EIO, "EIO (input/output error): the adapter refused the command with a return code the qeth driver has no specific errno for"},
+		{"qeth", unix.EBUSY, "EBUSY (device or resource busy): the interface is busy (a driver that cannot change the MAC while up)"},
+		{"qeth", unix.EINVAL, "EINVAL (invalid argument): the kernel refused the address for this interface (length or format)"},
+		{"qeth", fmt.Errorf("netlink receive: %w", unix.EADDRINUSE), "EADDRINUSE (address already in use)" + inUse},
+		{"qeth", errors.New("netlink: connection closed"), "netlink: connection closed"},
 	} {
-		e := &link.MACError{Name: "enc1", Index: 3, MAC: want, Err: tc.err}
+		e := &link.MACError{Name: "enc1", Index: 3, MAC: want, Kind: tc.kind, Err: tc.err}
 		if got := e.Error(); got != prefix+tc.want {
 			t.Errorf("%v:\n got %s\nwant %s", tc.err, got, prefix+tc.want)
 		}
