@@ -579,7 +579,7 @@ func TestDistroDracutShellAndHotplug(t *testing.T) {
 	wantCloudInitAddrs(t, r)
 	sw := r.switchRoot(t)
 	var missing []float64
-	for _, m := range regexp.MustCompile(`\[\s*([0-9]+\.[0-9]+)\][^\r\n]*`+regexp.QuoteMeta(vm.ErrorPrefix("apply")+"0.0.0020: FAILED at ")+`\w+: device 0\.0\.0020 not found by the deadline`).FindAllStringSubmatch(r.console, -1) {
+	for _, m := range regexp.MustCompile(`\[\s*([0-9]+\.[0-9]+)\][^\r\n]*`+regexp.QuoteMeta(vm.ErrorPrefix("apply")+"0.0.0020: FAILED at ")+`\w+: device 0\.0\.0020 not found`).FindAllStringSubmatch(r.console, -1) {
 		at, _ := strconv.ParseFloat(m[1], 64)
 		missing = append(missing, at)
 	}

@@ -98,17 +98,17 @@ func TestCIOIgnored(t *testing.T) {
 }
 
 // Scenario 3: a qeth entry whose devices do not exist next to a valid
-// virtio one: reported missing within the deadline, exit 1, the boot goes on.
+// virtio one: reported missing once the channel subsystem has settled (the
+// message says so; the 10 s deadline is not waited out), exit 1, the boot
+// goes on.
 func TestMissingQethNextToVirtio(t *testing.T) {
 	g := boot(t, "uroot.uinitargs=--timeout=10s 0100,0,0a0000000022;0001,0,0a0000000011;", vm.VirtioNICs("0001"))
 	a := g.waitApplied(2 * time.Minute)
 	if a.Exit != 1 || a.Configured != 1 || a.Total != 2 {
 		t.Errorf("apply at boot: %+v", a)
 	}
-	if d, err := time.ParseDuration(a.Took); err != nil || d > 11*time.Second || d < 10*time.Second {
-		t.Errorf("apply took %s, want the 10s deadline", a.Took)
-	}
-	want := vm.ErrorPrefix("apply") + "0.0.0100: FAILED at free: device 0.0.0100 not found by the deadline (not in /sys/bus/ccw/devices; cio_ignore does not list it): is the devno right and the device attached to this partition?"
+	t.Logf("apply took %s with a missing NIC (deadline 10s)", a.Took)
+	want := vm.ErrorPrefix("apply") + "0.0.0100: FAILED at free: device 0.0.0100 not found (not in /sys/bus/ccw/devices; cio_ignore does not list it; the channel subsystem has sensed every device): is the devno right and the device attached to this partition?"
 	if !strings.Contains(a.Console, want) {
 		t.Errorf("console lacks %q", want)
 	}

@@ -174,12 +174,42 @@ func testApplyMissingDevice(t *testing.T) {
 		t.Errorf("virtio NIC next to the missing one: %+v", r)
 	}
 	wantMAC(t, m, "0.0.0004", "0a:00:00:00:00:44")
-	// cio_ignore does not list it: nothing to free, no settle to wait for.
-	for _, w := range m.Writes() {
-		if strings.Contains(w, "cio_") {
-			t.Errorf("wrote %s for a device cio_ignore does not list", w)
-		}
+	// cio_ignore does not list it: nothing to free; one settle, so that its
+	// absence is final.
+	if w := m.Writes(); !slices.Equal(w, []string{"/proc/cio_settle 1"}) {
+		t.Errorf("writes %q, want only one cio_settle", w)
 	}
+}
+
+// A wrong devno costs seconds, not the deadline: after our settle the
+// channel subsystem has sensed every device, so a device still absent
+// absentGrace later is reported then (fake clock: exact).
+func TestApplyMissingDeviceFailsAfterSettle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		for _, ignored := range []bool{false, true} {
+			m := kernelmodel.New()
+			m.AddVirtioNet("0.0.0004", "52:54:00:00:00:04")
+			if ignored {
+				m.Ignore("0.0.0100")
+			}
+			start := time.Now()
+			rs := applyWithin(t, newConfig(t, m), time.Minute, "0100,0,0a0000000022;0004,0,0a0000000044;")
+			if el := time.Since(start); el < absentGrace || el > absentGrace+250*time.Millisecond {
+				t.Errorf("ignored=%v: apply returned %v after its start, want %v after the settle (+ one poll)", ignored, el, absentGrace)
+			}
+			why := "; cio_ignore does not list it"
+			if ignored {
+				why = ", even after freeing it from cio_ignore"
+			}
+			want := "device 0.0.0100 not found (not in /sys/bus/ccw/devices" + why + "; the channel subsystem has sensed every device): is the devno right and the device attached to this partition?"
+			if r := rs[0]; r.OK || r.InProgress || r.Step != "free" || r.Error != want {
+				t.Errorf("ignored=%v: missing NIC %+v, want %q", ignored, r, want)
+			}
+			if !rs[1].OK {
+				t.Errorf("ignored=%v: the NIC beside it: %+v", ignored, rs[1])
+			}
+		}
+	})
 }
 
 // A worker that is late past the deadline without a write of its own in

@@ -88,12 +88,18 @@ type worker struct {
 	call     string // the kernel call under way in our process, if any
 
 	// Set before the workers start (plan).
-	planErr  error
-	freed    bool // the read device was freed from cio_ignore
-	freedWD  bool // write and data were freed
-	loaded   bool // this worker asked for its modules
-	macSince time.Time
-	macSeen  string // the interface's MAC before we set it
+	planErr error
+	freed   bool // the read device was freed from cio_ignore
+	freedWD bool // write and data were freed
+	// settledAt is when a cio_settle of ours returned after which the NIC's
+	// absent devices were known to the kernel if they existed: on s390 the
+	// channel subsystem has then sensed every subchannel, so absence is
+	// final after a short grace (absentGrace). Zero: no settle worked (a
+	// --root tree), and an absent device is waited for until the deadline.
+	settledAt time.Time
+	loaded    bool // this worker asked for its modules
+	macSince  time.Time
+	macSeen   string // the interface's MAC before we set it
 }
 
 func newWorker(cfg *Config, n cmdline.NIC, md mode) *worker {

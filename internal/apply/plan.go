@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/ccw"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/cmdline"
@@ -23,18 +24,24 @@ func plan(ctx context.Context, cfg *Config, ws []*worker) {
 	onList := func(ids ...string) bool {
 		return listErr != nil || slices.ContainsFunc(ids, ignored.Contains)
 	}
-	if sys.HasCIOIgnore() {
-		var absent []string
+	var absent, ignoredAbsent []string
+	for _, w := range ws {
+		if !sys.Grouped(w.busID()) && !sys.FS.Exists(ccw.DevicePath(w.busID())) {
+			absent = append(absent, w.busID())
+			if sys.HasCIOIgnore() && onList(w.busID()) {
+				ignoredAbsent = append(ignoredAbsent, w.busID())
+			}
+		}
+	}
+	if freeAll(ctx, cfg, sys, ignoredAbsent, ws) {
 		for _, w := range ws {
-			if !sys.Grouped(w.busID()) && !sys.FS.Exists(ccw.DevicePath(w.busID())) && onList(w.busID()) {
-				absent = append(absent, w.busID())
-			}
+			w.freed = slices.Contains(ignoredAbsent, w.busID())
 		}
-		if freeAll(ctx, cfg, sys, absent) {
-			for _, w := range ws {
-				w.freed = slices.Contains(absent, w.busID())
-			}
-		}
+	}
+	// A device absent but not ignored: one settle for all of them, so that
+	// the channel subsystem's first scan is over and their absence final.
+	if len(absent) > len(ignoredAbsent) || !slices.Equal(absent, ignoredAbsent) {
+		settleOnce(ctx, cfg, ws)
 	}
 	kinds := make([]string, len(ws))
 	for i, w := range ws {
@@ -52,7 +59,7 @@ func plan(ctx context.Context, cfg *Config, ws []*worker) {
 				ranges = append(ranges, w.ids[1]+"-"+w.ids[2])
 			}
 		}
-		if freeAll(ctx, cfg, sys, ranges) {
+		if freeAll(ctx, cfg, sys, ranges, ws) {
 			for i, w := range ws {
 				w.freedWD = kinds[i] == KindQeth && slices.Contains(ranges, w.ids[1]+"-"+w.ids[2])
 			}
@@ -74,7 +81,7 @@ func plan(ctx context.Context, cfg *Config, ws []*worker) {
 // freeAll frees bus ids or ranges with one cio_ignore write and waits for
 // the probing once. On failure each worker frees its own devices and
 // reports in its own words.
-func freeAll(ctx context.Context, cfg *Config, sys ccw.Sys, specs []string) bool {
+func freeAll(ctx context.Context, cfg *Config, sys ccw.Sys, specs []string, ws []*worker) bool {
 	if len(specs) == 0 {
 		return false
 	}
@@ -82,10 +89,21 @@ func freeAll(ctx context.Context, cfg *Config, sys ccw.Sys, specs []string) bool
 		cfg.Log.Debugf("%v", err)
 		return false
 	}
+	settleOnce(ctx, cfg, ws)
+	return true
+}
+
+// settleOnce writes cio_settle and, when it worked, marks the time on every
+// worker whose devices it settled (all: one settle covers the system).
+func settleOnce(ctx context.Context, cfg *Config, ws []*worker) {
 	if err := cfg.Slow.Write(ctx, ccw.CIOSettle, "1"); err != nil {
 		cfg.Log.Debugf("settle: %v", err)
+		return
 	}
-	return true
+	now := time.Now()
+	for _, w := range ws {
+		w.settledAt = now
+	}
 }
 
 // overlap decides whether entry b, listed after a, collides with a's

@@ -29,7 +29,19 @@ var (
 	notAnOSA     = "not an OSA (" + ccw.CUTypeOSA + "), HiperSockets (" + ccw.CUTypeIQD + ") or virtio-net (" + ccw.CUTypeVirtio + ") device"
 	errNoDriver  = errors.New("driver not registered")
 	freeDeadline = "device %s not found by the deadline (not in /sys/bus/ccw/devices%s): is the devno right and the device attached to this partition?"
+	freeSettled  = "device %s not found (not in /sys/bus/ccw/devices%s; the channel subsystem has sensed every device): is the devno right and the device attached to this partition?"
+	// absentGrace is how long a device may still be missing after a settle
+	// of ours before that is final: the settle returns once the kernel has
+	// registered what it found, so this only covers a slow CPU.
+	absentGrace = 2 * time.Second
 )
+
+// settledAbsent: the NIC's devices were settled for absentGrace ago and
+// are still absent: waiting longer will not bring them (a device attached
+// later is udev's and dpm-netconf@.service's to configure).
+func (w *worker) settledAbsent() bool {
+	return !w.settledAt.IsZero() && time.Since(w.settledAt) >= absentGrace
+}
 
 // kindOf classifies a NIC by what sysfs shows now ("" while absent).
 func kindOf(sys ccw.Sys, busID string) (kind, cutype string) {
@@ -64,6 +76,9 @@ var findStep = step{
 		switch kind {
 		case "":
 			if w.freed || !w.sys.HasCIOIgnore() || !w.ignored(w.busID()) {
+				if w.settledAbsent() {
+					return observation{conflict: fmt.Errorf(freeSettled, w.busID(), w.absentWhy())}
+				}
 				return observation{busy: true, note: "device absent"}
 			}
 			return observation{note: "device absent"}
@@ -85,15 +100,19 @@ var findStep = step{
 		return w.settle(ctx)
 	},
 	expired: func(w *worker, _ observation) error {
-		why := ""
-		switch {
-		case w.freed:
-			why = ", even after freeing it from cio_ignore"
-		case w.sys.HasCIOIgnore() && !w.ignored(w.busID()):
-			why = "; cio_ignore does not list it"
-		}
-		return fmt.Errorf(freeDeadline, w.busID(), why)
+		return fmt.Errorf(freeDeadline, w.busID(), w.absentWhy())
 	},
+}
+
+// absentWhy completes the message for an absent read device.
+func (w *worker) absentWhy() string {
+	switch {
+	case w.freed:
+		return ", even after freeing it from cio_ignore"
+	case w.sys.HasCIOIgnore() && !w.ignored(w.busID()):
+		return "; cio_ignore does not list it"
+	}
+	return ""
 }
 
 // identifyStep is setmac's first step: the device must be there already
@@ -131,6 +150,9 @@ var freeTripletStep = step{
 		for _, id := range w.ids[1:] {
 			if !w.sys.FS.Exists(ccw.DevicePath(id)) && !w.sys.Grouped(w.busID()) {
 				if w.freedWD || !w.sys.HasCIOIgnore() || !w.ignored(w.ids[1], w.ids[2]) {
+					if w.settledAbsent() {
+						return observation{conflict: w.missingMember()}
+					}
 					return observation{busy: true, note: "device " + id + " absent"}
 				}
 				return observation{}
@@ -148,16 +170,23 @@ var freeTripletStep = step{
 		w.freedWD = true
 		return w.settle(ctx)
 	},
-	expired: func(w *worker, _ observation) error {
-		role := [3]string{"read", "write", "data"}
-		for i, id := range w.ids[1:] {
-			if !w.sys.FS.Exists(ccw.DevicePath(id)) {
-				return fmt.Errorf("%s device %s of qeth NIC %s not found by the deadline: a qeth NIC needs read, write and data devices %s,%s,%s",
-					role[i+1], id, w.ids[0], w.ids[0], w.ids[1], w.ids[2])
-			}
+	expired: func(w *worker, _ observation) error { return w.missingMember() },
+}
+
+// missingMember names the first absent write or data device of a qeth NIC.
+func (w *worker) missingMember() error {
+	role := [3]string{"read", "write", "data"}
+	when := "by the deadline"
+	if w.settledAbsent() {
+		when = "(the channel subsystem has sensed every device)"
+	}
+	for i, id := range w.ids[1:] {
+		if !w.sys.FS.Exists(ccw.DevicePath(id)) {
+			return fmt.Errorf("%s device %s of qeth NIC %s not found %s: a qeth NIC needs read, write and data devices %s,%s,%s",
+				role[i+1], id, w.ids[0], when, w.ids[0], w.ids[1], w.ids[2])
 		}
-		return nil
-	},
+	}
+	return nil
 }
 
 // modulesStep loads a kind's modules unless its driver is registered.

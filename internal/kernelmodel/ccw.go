@@ -2,6 +2,7 @@ package kernelmodel
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,6 +72,11 @@ func (m *Model) cioIgnoreWrite(value string) error {
 				d.freed = true
 			}
 		}
+		for id := range m.ignoredAbsent {
+			if n, _ := devno(id); n >= s.lo && n <= s.hi {
+				delete(m.ignoredAbsent, id)
+			}
+		}
 	}
 	return nil
 }
@@ -90,39 +96,34 @@ func blacklistDevno(s string) (uint64, error) {
 	return kstrtoul(s, 16)
 }
 
-// cioIgnoreListLocked is /proc/cio_ignore: the ignored devices as ranges.
+// cioIgnoreListLocked is /proc/cio_ignore: the ignored device numbers as
+// ranges, those of ignored devices and those no device has alike.
 func (m *Model) cioIgnoreListLocked() string {
+	var nums []uint64
+	for _, d := range m.devs {
+		if !d.visible && !d.freed {
+			n, _ := devno(d.busID)
+			nums = append(nums, n)
+		}
+	}
+	for id := range m.ignoredAbsent {
+		n, _ := devno(id)
+		nums = append(nums, n)
+	}
+	slices.Sort(nums)
 	var lines []string
-	var lo, prev *ccwDev
-	flush := func() {
-		if lo == nil {
-			return
+	for i := 0; i < len(nums); {
+		j := i
+		for j+1 < len(nums) && nums[j+1] == nums[j]+1 {
+			j++
 		}
-		if lo == prev {
-			lines = append(lines, lo.busID)
+		if i == j {
+			lines = append(lines, fmt.Sprintf("0.0.%04x", nums[i]))
 		} else {
-			lines = append(lines, lo.busID+"-"+prev.busID)
+			lines = append(lines, fmt.Sprintf("0.0.%04x-0.0.%04x", nums[i], nums[j]))
 		}
-		lo = nil
+		i = j + 1
 	}
-	for _, d := range m.sortedDevs() {
-		if d.visible || d.freed {
-			flush()
-			continue
-		}
-		if lo != nil {
-			a, _ := devno(prev.busID)
-			b, _ := devno(d.busID)
-			if b != a+1 {
-				flush()
-			}
-		}
-		if lo == nil {
-			lo = d
-		}
-		prev = d
-	}
-	flush()
 	return strings.Join(lines, "\n")
 }
 

@@ -106,6 +106,9 @@ type Model struct {
 
 	mu          sync.Mutex
 	devs        map[string]*ccwDev
+	// ignoredAbsent: device numbers on the cio_ignore list that no device
+	// has (absent, or not attached yet).
+	ignoredAbsent map[string]bool
 	groups      map[string]*group
 	links       map[int]*netdev
 	modules     map[string]*module
@@ -160,7 +163,7 @@ type group struct {
 func New() *Model {
 	return &Model{
 		Ports:     2,
-		devs:      map[string]*ccwDev{},
+		devs:      map[string]*ccwDev{}, ignoredAbsent: map[string]bool{},
 		groups:    map[string]*group{},
 		links:     map[int]*netdev{},
 		modules:   map[string]*module{},
@@ -206,11 +209,16 @@ func (m *Model) AddVirtioNet(busID, mac string) {
 	m.virtioOnlineLocked(d)
 }
 
-// Ignore puts devices on the cio_ignore list: they vanish from sysfs.
+// Ignore puts devices on the cio_ignore list: they vanish from sysfs. The
+// list is of device numbers, whether a device has them or not
+// (blacklist.c keeps a bitmap of all of them).
 func (m *Model) Ignore(busIDs ...string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, id := range busIDs {
+		if m.devs[id] == nil {
+			m.ignoredAbsent[id] = true
+		}
 		if d := m.devs[id]; d != nil {
 			d.visible, d.freed, d.driver, d.autoOnline = false, false, "", false
 			if d.online && d.virtio {
