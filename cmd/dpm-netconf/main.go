@@ -213,6 +213,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer cancel()
 	cfg := systemConfig(o, log)
 	defer cfg.close()
+	// Devices found absent after a settle: every run reads the record
+	// (the real root's unit pays nothing for a wrong devno the initramfs
+	// paid for); a run over the whole list writes it.
+	cfg.AbsentFile, cfg.RecordAbsent = filepath.Join(o.root, "run/dpm-netconf/absent"), len(pos) == 0
 
 	var reports []apply.Report
 	if cmd == "setmac" {

@@ -69,6 +69,11 @@ type Config struct {
 	// Grace is how long after the deadline the reports wait for workers
 	// that are just returning (default 50ms).
 	Grace time.Duration
+	// AbsentFile names the record of devices found absent after a settle
+	// (absent.go): read before the plan, written at the end when
+	// RecordAbsent (the initramfs run, for the real root's). "" for none.
+	AbsentFile   string
+	RecordAbsent bool
 }
 
 // Report is the outcome for one NIC.
@@ -184,6 +189,11 @@ func run(ctx context.Context, cfg Config, nics []cmdline.NIC, md mode) []Report 
 			cfg.Log.Errorf("%s: IN PROGRESS at %s: %s", r.BusID, r.Step, r.Error)
 		default:
 			cfg.Log.Errorf("%s: FAILED at %s: %s", r.BusID, r.Step, r.Error)
+		}
+	}
+	if cfg.RecordAbsent && cfg.AbsentFile != "" && md == modeApply {
+		if err := writeAbsent(cfg.AbsentFile, ws); err != nil {
+			cfg.Log.Debugf("record of absent devices: %v", err)
 		}
 	}
 	return reports

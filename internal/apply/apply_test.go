@@ -3,6 +3,8 @@ package apply
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -533,4 +535,34 @@ func TestStatusBeforeApply(t *testing.T) {
 			t.Errorf("status %+v, want kind %s differs %q", st[i], w.kind, w.differs)
 		}
 	}
+}
+
+// The initramfs run records the devices it found absent after its settle;
+// the real root's run reports such a device, still absent, at once (the
+// boot pays for a wrong devno once), and one that came meanwhile is
+// configured.
+func TestAbsentRecordedForTheRealRoot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := kernelmodel.New()
+		m.AddVirtioNet("0.0.0004", "52:54:00:00:00:04")
+		record := filepath.Join(t.TempDir(), "run/dpm-netconf/absent")
+		cfg := newConfig(t, m)
+		cfg.AbsentFile, cfg.RecordAbsent = record, true
+		list := "0100,0;0200,0;0004,0;"
+		applyWithin(t, cfg, time.Minute, list)
+		if b, err := os.ReadFile(record); err != nil || string(b) != "0.0.0100\n0.0.0200\n" {
+			t.Fatalf("record %q, %v", b, err)
+		}
+		m.AddVirtioNet("0.0.0200", "52:54:00:00:02:00") // attached meanwhile
+		cfg = newConfig(t, m)
+		cfg.AbsentFile = record
+		start := time.Now()
+		rs := applyWithin(t, cfg, time.Minute, list)
+		if el := time.Since(start); el >= absentGrace {
+			t.Errorf("the real root's run took %v (fake clock) for a device the initramfs found absent", el)
+		}
+		if rs[0].OK || !strings.Contains(rs[0].Error, "the channel subsystem has sensed every device") || !rs[1].OK || !rs[2].OK {
+			t.Errorf("reports %+v", rs)
+		}
+	})
 }

@@ -97,9 +97,11 @@ type worker struct {
 	// final after a short grace (absentGrace). Zero: no settle worked (a
 	// --root tree), and an absent device is waited for until the deadline.
 	settledAt time.Time
-	loaded    bool // this worker asked for its modules
-	macSince  time.Time
-	macSeen   string // the interface's MAC before we set it
+	// absentFinal: reported absent after a settle (absent.go records it).
+	absentFinal bool
+	loaded      bool // this worker asked for its modules
+	macSince    time.Time
+	macSeen     string // the interface's MAC before we set it
 }
 
 func newWorker(cfg *Config, n cmdline.NIC, md mode) *worker {

@@ -43,6 +43,13 @@ func plan(ctx context.Context, cfg *Config, ws []*worker) {
 	if len(absent) > len(ignoredAbsent) || !slices.Equal(absent, ignoredAbsent) {
 		settleOnce(ctx, cfg, ws)
 	}
+	// Absent in the initramfs after its settle, and still: final at once.
+	known := readAbsent(cfg.AbsentFile)
+	for _, w := range ws {
+		if known[w.busID()] && slices.Contains(absent, w.busID()) && !w.settledAt.IsZero() {
+			w.settledAt = w.settledAt.Add(-absentGrace)
+		}
+	}
 	kinds := make([]string, len(ws))
 	for i, w := range ws {
 		kinds[i], _ = kindOf(sys, w.busID())

@@ -77,6 +77,7 @@ var findStep = step{
 		case "":
 			if w.freed || !w.sys.HasCIOIgnore() || !w.ignored(w.busID()) {
 				if w.settledAbsent() {
+					w.set(func() { w.absentFinal = true })
 					return observation{conflict: fmt.Errorf(freeSettled, w.busID(), w.absentWhy())}
 				}
 				return observation{busy: true, note: "device absent"}
@@ -151,6 +152,7 @@ var freeTripletStep = step{
 			if !w.sys.FS.Exists(ccw.DevicePath(id)) && !w.sys.Grouped(w.busID()) {
 				if w.freedWD || !w.sys.HasCIOIgnore() || !w.ignored(w.ids[1], w.ids[2]) {
 					if w.settledAbsent() {
+						w.set(func() { w.absentFinal = true })
 						return observation{conflict: w.missingMember()}
 					}
 					return observation{busy: true, note: "device " + id + " absent"}
