@@ -104,25 +104,25 @@ type Model struct {
 	// the model's lock (to hold a reader up, as a starved CPU would).
 	BeforeRead func(file string)
 
-	mu          sync.Mutex
-	devs        map[string]*ccwDev
+	mu   sync.Mutex
+	devs map[string]*ccwDev
 	// ignoredAbsent: device numbers on the cio_ignore list that no device
 	// has (absent, or not attached yet).
 	ignoredAbsent map[string]bool
-	groups      map[string]*group
-	links       map[int]*netdev
-	modules     map[string]*module
-	drivers     map[string]bool // "ccw/qeth", "ccwgroup/qeth", "virtio/virtio_net"
-	ccwgroupBus bool
-	cioIgnore   bool
-	failures    map[string]error
-	nextIndex   int
-	nextSch     int
-	virtioIdx   map[int]bool
-	writes      []string
-	subs        []*uevent.Chan
-	seqnum      uint64
-	klog        []string
+	groups        map[string]*group
+	links         map[int]*netdev
+	modules       map[string]*module
+	drivers       map[string]bool // "ccw/qeth", "ccwgroup/qeth", "virtio/virtio_net"
+	ccwgroupBus   bool
+	cioIgnore     bool
+	failures      map[string]error
+	nextIndex     int
+	nextSch       int
+	virtioIdx     map[int]bool
+	writes        []string
+	subs          []*uevent.Chan
+	seqnum        uint64
+	klog          []string
 }
 
 type ccwDev struct {
@@ -162,8 +162,8 @@ type group struct {
 // no modules loaded.
 func New() *Model {
 	return &Model{
-		Ports:     2,
-		devs:      map[string]*ccwDev{}, ignoredAbsent: map[string]bool{},
+		Ports: 2,
+		devs:  map[string]*ccwDev{}, ignoredAbsent: map[string]bool{},
 		groups:    map[string]*group{},
 		links:     map[int]*netdev{},
 		modules:   map[string]*module{},
