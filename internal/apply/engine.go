@@ -58,8 +58,12 @@ type observation struct {
 // a real OSA's qeth probe (channel I/O) takes while another actor groups.
 const ambiguousFor = 5 * time.Second
 
-// maxRestarts bounds how often a NIC's steps start again from the top.
-const maxRestarts = 3
+// maxRestarts bounds how often a NIC's steps start again from the top;
+// restartPause is the first pause before a restart (it doubles).
+const (
+	maxRestarts  = 3
+	restartPause = 100 * time.Millisecond
+)
 
 // errRestart asks configure to run the NIC's steps again.
 var errRestart = errors.New("restart")
@@ -189,6 +193,7 @@ func (w *worker) configure(ctx context.Context) error {
 	default:
 		steps = virtioSteps
 	}
+	pause := backoff{next: restartPause, max: 8 * restartPause}
 	for restarts := 0; ; restarts++ {
 		err := w.runSteps(ctx, steps)
 		if !errors.Is(err, errRestart) {
@@ -197,7 +202,16 @@ func (w *worker) configure(ctx context.Context) error {
 		if restarts == maxRestarts {
 			return fmt.Errorf("the group device of %s vanished %d times while it was being configured (its devices are going away and coming back)", w.busID(), restarts+1)
 		}
-		w.cfg.Log.Infof("%s: the group device vanished: configuring it again", w.busID())
+		// A member that flaps (a CHPID going off and on) would otherwise
+		// use up the restarts in microseconds: the pause grows each time,
+		// and no event cuts it short.
+		d := pause.step()
+		w.cfg.Log.Infof("%s: the group device vanished: configuring it again in %v", w.busID(), d)
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return fmt.Errorf("the group device of %s vanished while it was being configured, and the deadline came before it could be configured again (%w)", w.busID(), ctx.Err())
+		}
 	}
 }
 

@@ -336,7 +336,7 @@ func offlineAttrStep(attr string, want func(*worker) int, get func(ccw.Qeth) int
 		name: attr,
 		observe: func(w *worker) observation {
 			q, o := qethState(w)
-			if o.conflict != nil || o.busy {
+			if o.conflict != nil || o.busy || o.restart {
 				return o
 			}
 			o.done = q.Online || get(q) == want(w)
@@ -364,7 +364,7 @@ var qethOnlineStep = step{
 	name: "online",
 	observe: func(w *worker) observation {
 		q, o := qethState(w)
-		if o.conflict != nil || o.busy {
+		if o.conflict != nil || o.busy || o.restart {
 			return o
 		}
 		if !q.Online && (q.Layer2 != 1 || q.Port != w.nic.Port) {

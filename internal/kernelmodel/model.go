@@ -186,6 +186,44 @@ func (m *Model) AddCCW(busID, cutype, chpid string) {
 	m.announceDevLocked(d)
 }
 
+// RemoveDevice takes CCW devices away (a CHPID varied off, a device
+// detached from the partition): each vanishes from sysfs with a "remove"
+// event. A group one of them belonged to is ungrouped first, online or not
+// (ccwgroup.c: the notifier on a member's driver unbind unregisters the
+// group; qeth's remove sets it offline and unregisters the netdev). AddCCW
+// and AddOSA bring devices back, offline and ungrouped.
+func (m *Model) RemoveDevice(busIDs ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range busIDs {
+		d := m.devs[id]
+		if d == nil {
+			continue
+		}
+		if g := d.group; g != nil && m.groups[g.id] == g {
+			g.online, g.onoff = false, false
+			if g.netdev != 0 {
+				m.removeLinkLocked(g.netdev)
+				g.netdev = 0
+			}
+			for _, member := range g.members {
+				member.group, member.online = nil, false
+			}
+			g.linked = false
+			delete(m.groups, g.id)
+			m.emitLocked("unbind", g.devPath(), "ccwgroup", "DRIVER", "qeth")
+			m.emitLocked("remove", g.devPath(), "ccwgroup")
+		}
+		if d.netdev != 0 {
+			m.removeLinkLocked(d.netdev)
+		}
+		delete(m.devs, id)
+		if d.visible {
+			m.emitLocked("remove", d.devPath(), "ccw")
+		}
+	}
+}
+
 // AddOSA adds an OSA-Express (OSD) triplet read, read+1, read+2 on a CHPID.
 func (m *Model) AddOSA(readBusID, chpid string) {
 	for i := 0; i < 3; i++ {
