@@ -224,16 +224,6 @@ func summary(r Report) string {
 	return s + " (" + strings.Join(r.Done, ", ") + ")"
 }
 
-// Failed reports whether any report is not OK.
-func Failed(reports []Report) bool {
-	for _, r := range reports {
-		if !r.OK {
-			return true
-		}
-	}
-	return false
-}
-
 // fsWriter runs a blocking write in a goroutine, so the caller regains
 // control at its deadline; the write itself goes on.
 type fsWriter struct{ fs sysfs.FS }

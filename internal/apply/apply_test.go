@@ -52,6 +52,16 @@ type helperWriter struct{ fsWriter }
 
 func (helperWriter) OutlivesCaller() bool { return true }
 
+// failed reports whether any report is not OK.
+func failed(reports []Report) bool {
+	for _, r := range reports {
+		if !r.OK {
+			return true
+		}
+	}
+	return false
+}
+
 func parse(t testing.TB, s string) []cmdline.NIC {
 	t.Helper()
 	l := cmdline.Parse(s)
@@ -111,7 +121,7 @@ func TestApplyTwiceChangesNothing(t *testing.T) {
 	m.AddVirtioNet("0.0.0010", "52:54:00:00:00:10")
 	cfg := newConfig(t, m)
 	list := "0001,0,0a0000000011;0010,0,0e1122334455;"
-	if rs := applyWithin(t, cfg, 5*time.Second, list); Failed(rs) {
+	if rs := applyWithin(t, cfg, 5*time.Second, list); failed(rs) {
 		t.Fatalf("first apply: %+v", rs)
 	}
 	before := len(m.Writes())

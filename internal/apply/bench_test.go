@@ -41,7 +41,7 @@ func BenchmarkApply(b *testing.B) {
 					cfg := newConfig(b, m)
 					cfg.Sequential = mode == "sequential"
 					b.StartTimer()
-					if rs := Apply(context.Background(), cfg, nics); Failed(rs) {
+					if rs := Apply(context.Background(), cfg, nics); failed(rs) {
 						b.Fatalf("%+v", rs)
 					}
 				}
@@ -93,7 +93,7 @@ func BenchmarkWakeOnEvent(b *testing.B) {
 				m.AddOSA("0.0.0100", "0a")
 				rs := <-done
 				cancel()
-				if Failed(rs) {
+				if failed(rs) {
 					b.Fatalf("%+v", rs)
 				}
 				mu.Lock()

@@ -114,16 +114,6 @@ func (s Sys) Unignore(spec string) error {
 	return s.write("free", spec, CIOIgnore, "free "+spec)
 }
 
-// FreeList removes several bus ids from the cio_ignore list with one write
-// and waits once for the probing.
-func (s Sys) FreeList(busIDs []string) error {
-	spec := strings.Join(busIDs, ",")
-	if err := s.write("free", spec, CIOIgnore, "free "+spec); err != nil {
-		return err
-	}
-	return s.Settle()
-}
-
 // Settle blocks until queued channel-subsystem work (probing freed devices)
 // is done, so a freed device is visible when it returns.
 func (s Sys) Settle() error {

@@ -224,15 +224,6 @@ func parseDevno(s string) (uint16, string) {
 	return uint16(v), ""
 }
 
-// ParseDevno parses a devno of exactly 4 hex digits.
-func ParseDevno(s string) (uint16, error) {
-	v, msg := parseDevno(s)
-	if msg != "" {
-		return 0, fmt.Errorf("%s", msg)
-	}
-	return v, nil
-}
-
 // ParseMAC accepts 12 hex digits or the colon form and requires a unicast,
 // locally administered address: OSA adapters accept nothing else, and the
 // kernel does not check the locally administered bit itself.

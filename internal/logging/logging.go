@@ -89,9 +89,6 @@ func Discard() *Logger {
 	return &Logger{o: Options{Stderr: io.Discard, Kmsg: func() (io.WriteCloser, error) { return nil, os.ErrNotExist }}}
 }
 
-// Close is kept for callers that defer it; nothing stays open.
-func (l *Logger) Close() {}
-
 // Infof logs a step.
 func (l *Logger) Infof(format string, args ...any) { l.log(prioInfo, format, args...) }
 

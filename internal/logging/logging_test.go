@@ -25,7 +25,6 @@ func TestLoggerWritesKmsgRecordsAndStderr(t *testing.T) {
 	l.Errorf("0.0.0004: layer2 refused")
 	l.Debugf("not shown without -v")
 	l.Infof("%s", strings.Repeat("x", 2000))
-	l.Close()
 
 	got, err := os.ReadFile(kmsg)
 	if err != nil {
@@ -119,7 +118,6 @@ func TestLoggerWithoutKmsgAndVerbose(t *testing.T) {
 	var stderr bytes.Buffer
 	l := New(Options{Root: t.TempDir(), Stderr: &stderr, Verbose: true})
 	l.Debugf("detail %d", 1)
-	l.Close()
 	if stderr.String() != "dpm-netconf: detail 1\n" {
 		t.Errorf("stderr = %q", stderr.String())
 	}
