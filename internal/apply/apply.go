@@ -20,12 +20,15 @@ import (
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/uevent"
 )
 
+// Kind is what a listed NIC turned out to be.
+type Kind string
+
 // Kinds of NIC.
 const (
-	KindQeth    = "qeth"
-	KindVirtio  = "virtio"
-	KindMissing = "missing"
-	KindOther   = "other"
+	KindQeth    Kind = "qeth"
+	KindVirtio  Kind = "virtio"
+	KindMissing Kind = "missing"
+	KindOther   Kind = "other"
 )
 
 // ModuleLoader loads kernel modules (kmod.Loader).
@@ -80,7 +83,7 @@ type Config struct {
 type Report struct {
 	Devno     string   `json:"devno"`
 	BusID     string   `json:"bus_id"`
-	Kind      string   `json:"kind"`
+	Kind      Kind     `json:"kind"`
 	Port      int      `json:"port"`
 	Interface string   `json:"interface,omitempty"`
 	MAC       string   `json:"mac,omitempty"`
@@ -208,7 +211,7 @@ func closedAfter(d time.Duration) <-chan struct{} {
 }
 
 func summary(r Report) string {
-	s := r.Kind
+	s := string(r.Kind)
 	if r.Interface != "" {
 		s += " " + r.Interface
 	}

@@ -533,7 +533,7 @@ func TestStatusBeforeApply(t *testing.T) {
 	m.LoadModules("virtio_net")
 	st := ReadStatus(m, parse(t, "0001,1,0a0000000011;0004,0,0a0000000044;0100,0;"))
 	want := []struct {
-		kind    string
+		kind    Kind
 		differs string
 	}{
 		{KindQeth, "not grouped"},

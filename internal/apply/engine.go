@@ -82,7 +82,7 @@ type worker struct {
 	finished chan struct{}
 
 	mu       sync.Mutex
-	kind     string
+	kind     Kind
 	step     string
 	done     []string
 	iface    string
@@ -134,7 +134,7 @@ func (w *worker) set(f func()) {
 	w.mu.Unlock()
 }
 
-func (w *worker) setKind(k string) { w.set(func() { w.kind = k }) }
+func (w *worker) setKind(k Kind) { w.set(func() { w.kind = k }) }
 
 // writing: a slow write of the worker's is blocked in the kernel now.
 func (w *worker) writing() bool {
@@ -143,7 +143,7 @@ func (w *worker) writing() bool {
 	return w.inFlight
 }
 
-func (w *worker) getKind() string {
+func (w *worker) getKind() Kind {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.kind

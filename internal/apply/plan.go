@@ -50,7 +50,7 @@ func plan(ctx context.Context, cfg *Config, ws []*worker) {
 			w.settledAt = w.settledAt.Add(-absentGrace)
 		}
 	}
-	kinds := make([]string, len(ws))
+	kinds := make([]Kind, len(ws))
 	for i, w := range ws {
 		kinds[i], _ = kindOf(sys, w.busID())
 		if kinds[i] != "" {
@@ -115,7 +115,7 @@ func settleOnce(ctx context.Context, cfg *Config, ws []*worker) {
 
 // overlap decides whether entry b, listed after a, collides with a's
 // devices (a qeth NIC uses devno, devno+1 and devno+2).
-func overlap(a cmdline.NIC, aKind string, b cmdline.NIC, bKind string) error {
+func overlap(a cmdline.NIC, aKind Kind, b cmdline.NIC, bKind Kind) error {
 	triplet := func(n cmdline.NIC) string {
 		return fmt.Sprintf("devices %s-%s", n.BusID(), cmdline.BusID(n.Devno+2))
 	}

@@ -12,7 +12,7 @@ import (
 // changing anything.
 type Status struct {
 	BusID     string   `json:"bus_id"`
-	Kind      string   `json:"kind"`
+	Kind      Kind     `json:"kind"`
 	Online    bool     `json:"online"`
 	Layer2    *int     `json:"layer2,omitempty"` // qeth only; -1 = not chosen
 	Port      *int     `json:"port,omitempty"`   // qeth only

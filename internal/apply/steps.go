@@ -44,7 +44,7 @@ func (w *worker) settledAbsent() bool {
 }
 
 // kindOf classifies a NIC by what sysfs shows now ("" while absent).
-func kindOf(sys ccw.Sys, busID string) (kind, cutype string) {
+func kindOf(sys ccw.Sys, busID string) (kind Kind, cutype string) {
 	if sys.Grouped(busID) {
 		return KindQeth, ""
 	}
@@ -521,7 +521,7 @@ var macStep = step{
 			return nil // set by another actor since observe: nothing to write
 		}
 		if err := w.links.SetHardwareAddr(nd.Index, w.nic.MAC); err != nil {
-			return &link.MACError{Name: nd.Name, Index: nd.Index, MAC: w.nic.MAC, Kind: w.getKind(), Err: err}
+			return &link.MACError{Name: nd.Name, Index: nd.Index, MAC: w.nic.MAC, Kind: string(w.getKind()), Err: err}
 		}
 		w.macSeen = l.MAC.String()
 		return nil
