@@ -246,12 +246,13 @@ vmtest: deps kernel uimage $(GOTESTSUM)
 		st=$${PIPESTATUS[0]}; rm -rf $$tmp; exit $$st
 
 # Every parser of outside input: the NIC list, durations, kernel events,
-# the cio_ignore list.
+# the cio_ignore list, bus ids.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/cmdline/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDuration$$' -fuzztime $(FUZZTIME) ./internal/cmdline/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/uevent/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseIgnoreList$$' -fuzztime $(FUZZTIME) ./internal/ccw/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/busid/
 
 lint:
 	@out=$$(gofmt -l $(wildcard $(shell git ls-files --cached --others --exclude-standard '*.go'))); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/busid"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/errno"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/sysfs"
 )
@@ -299,7 +300,7 @@ func BusIDFromPath(p string) (uint16, error) {
 	}
 	var found string
 	for _, part := range strings.Split(path.Clean("/"+p), "/") {
-		if isBusID(part) {
+		if busid.Valid(part) {
 			found = part
 		}
 	}
@@ -311,19 +312,6 @@ func BusIDFromPath(p string) (uint16, error) {
 	}
 	v, _ := strconv.ParseUint(found[4:], 16, 16)
 	return uint16(v), nil
-}
-
-func isBusID(s string) bool {
-	parts := strings.Split(s, ".")
-	if len(parts) != 3 || len(parts[2]) != 4 {
-		return false
-	}
-	for _, p := range parts {
-		if _, err := strconv.ParseUint(p, 16, 16); err != nil || p == "" {
-			return false
-		}
-	}
-	return true
 }
 
 // AttrError is a write to a kernel file that the kernel refused.

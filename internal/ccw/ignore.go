@@ -2,9 +2,9 @@ package ccw
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/busid"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/sysfs"
 )
 
@@ -25,13 +25,13 @@ func ParseIgnoreList(text string) (IgnoreList, error) {
 			continue
 		}
 		lo, hi, isRange := strings.Cut(line, "-")
-		from, err := packBusID(lo)
+		from, err := packedBusID(lo)
 		if err != nil {
 			return nil, fmt.Errorf("cio_ignore line %d %q: %w", i+1, line, err)
 		}
 		to := from
 		if isRange {
-			if to, err = packBusID(hi); err != nil {
+			if to, err = packedBusID(hi); err != nil {
 				return nil, fmt.Errorf("cio_ignore line %d %q: %w", i+1, line, err)
 			}
 		}
@@ -45,7 +45,7 @@ func ParseIgnoreList(text string) (IgnoreList, error) {
 
 // Contains reports whether the list ignores busID.
 func (l IgnoreList) Contains(busID string) bool {
-	id, err := packBusID(busID)
+	id, err := packedBusID(busID)
 	if err != nil {
 		return false
 	}
@@ -66,19 +66,8 @@ func (s Sys) IgnoreList() (IgnoreList, error) {
 	return ParseIgnoreList(text)
 }
 
-// packBusID reads "css.ssid.devno" (hex) into one comparable number.
-func packBusID(s string) (uint32, error) {
-	parts := strings.Split(s, ".")
-	if len(parts) != 3 {
-		return 0, fmt.Errorf("%q is not a bus id (css.ssid.devno)", s)
-	}
-	var v [3]uint64
-	for i, bits := range []int{8, 8, 16} {
-		n, err := strconv.ParseUint(parts[i], 16, bits)
-		if err != nil || parts[i] == "" {
-			return 0, fmt.Errorf("%q is not a bus id (css.ssid.devno)", s)
-		}
-		v[i] = n
-	}
-	return uint32(v[0]<<24 | v[1]<<16 | v[2]), nil
+// packedBusID orders a bus id as a number (css, ssid, devno).
+func packedBusID(s string) (uint32, error) {
+	id, err := busid.Parse(s)
+	return id.Packed(), err
 }

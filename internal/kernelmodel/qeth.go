@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/busid"
 )
 
 // qethMaxPortno is QETH_MAX_PORTNO.
@@ -18,20 +20,16 @@ func parseBusID(s string) (string, bool) {
 	if len(s) > 9 || len(parts) != 3 || len(parts[0]) > 2 || len(parts[1]) != 1 || len(parts[2]) > 4 {
 		return "", false
 	}
-	for _, p := range parts {
-		if _, err := kstrtoul(p, 16); err != nil || strings.HasPrefix(p, "+") {
+	var v [3]uint64
+	for i, p := range parts {
+		n, err := kstrtoul(p, 16)
+		if err != nil || strings.HasPrefix(p, "+") {
 			return "", false
 		}
+		v[i] = n
 	}
 	// get_ccwdev_by_dev_id looks devices up by ssid and devno only.
-	return "0." + strings.ToLower(parts[1]) + "." + leftPad(strings.ToLower(parts[2]), 4), true
-}
-
-func leftPad(s string, n int) string {
-	for len(s) < n {
-		s = "0" + s
-	}
-	return s
+	return busid.ID{SSID: uint8(v[1]), Devno: uint16(v[2])}.String(), true
 }
 
 // group is a write to /sys/bus/ccwgroup/drivers/qeth/group:

@@ -19,6 +19,8 @@ import (
 
 	"github.com/mdlayher/socket"
 	"golang.org/x/sys/unix"
+
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/busid"
 )
 
 // Event is one kobject event.
@@ -35,29 +37,11 @@ type Event struct {
 func (e Event) BusIDs() []string {
 	var ids []string
 	for _, part := range strings.Split(e.DevPath, "/") {
-		if IsBusID(part) {
+		if busid.Valid(part) {
 			ids = append(ids, part)
 		}
 	}
 	return ids
-}
-
-// IsBusID reports whether s has the form <css>.<ssid>.<devno> with one
-// hex digit for css and ssid and four for devno.
-func IsBusID(s string) bool {
-	if len(s) != 8 || s[1] != '.' || s[3] != '.' {
-		return false
-	}
-	for _, i := range []int{0, 2, 4, 5, 6, 7} {
-		if !isHex(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f'
 }
 
 // Parse decodes one datagram. udev's own re-broadcasts ("libudev" header)

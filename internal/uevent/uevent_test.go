@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/busid"
 )
 
 func TestParse(t *testing.T) {
@@ -100,7 +102,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted %q as %+v", b, e)
 		}
 		for _, id := range e.BusIDs() {
-			if !IsBusID(id) || !strings.Contains(e.DevPath, id) {
+			if !busid.Valid(id) || !strings.Contains(e.DevPath, id) {
 				t.Fatalf("bus id %q of %q", id, e.DevPath)
 			}
 		}
