@@ -6,6 +6,7 @@ import (
 
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/cmdline"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/uevent"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/uevent/ueventtest"
 )
 
 // A worker wakes for its own devices' events and for module, bus and
@@ -30,7 +31,7 @@ func TestDispatchWakes(t *testing.T) {
 		cfg := &Config{}
 		virtio := newWorker(cfg, cmdline.NIC{Devno: 0x0001}, modeApply)
 		qeth := newWorker(cfg, cmdline.NIC{Devno: 0x0600}, modeApply)
-		src := uevent.NewChan(1)
+		src := ueventtest.NewChan(1)
 		stop := dispatch(src, []*worker{virtio, qeth})
 		src.Send(tc.event)
 		// With room for one event, the second filler goes in only after

@@ -106,7 +106,7 @@ func TestMACStepOverRealNetlinkWithRenames(t *testing.T) {
 			// Hide eth1 from the device's net directory.
 			fs := onlyLink{fsys, other}
 			nl := &renamer{Netlink: e.Kernel, on: on, rename: func() {
-				if err := e.Kernel.Rename(idx, "enc1"); err != nil {
+				if err := e.Rename(idx, "enc1"); err != nil {
 					t.Error(err)
 				}
 			}}

@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/uevent"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/uevent/ueventtest"
 )
 
 // Subscribe returns a source of the model's kernel events (what a
@@ -11,8 +12,8 @@ import (
 // buffer undelivered events. The model never waits for a subscriber: when
 // the buffer is full, events are lost, as with a full socket buffer. Close
 // the source to unsubscribe.
-func (m *Model) Subscribe(buffer int) *uevent.Chan {
-	c := uevent.NewChan(buffer)
+func (m *Model) Subscribe(buffer int) *ueventtest.Chan {
+	c := ueventtest.NewChan(buffer)
 	m.mu.Lock()
 	m.subs = append(m.subs, c)
 	m.mu.Unlock()

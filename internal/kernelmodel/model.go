@@ -68,7 +68,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/dpm-guest-image-tools/dpm-netconf/internal/uevent"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/uevent/ueventtest"
 )
 
 // Model is one simulated kernel. The zero value is not usable; call New.
@@ -120,7 +120,7 @@ type Model struct {
 	nextSch       int
 	virtioIdx     map[int]bool
 	writes        []string
-	subs          []*uevent.Chan
+	subs          []*ueventtest.Chan
 	seqnum        uint64
 	klog          []string
 }

@@ -86,13 +86,6 @@ func (k *Kernel) SetHardwareAddr(index int, mac net.HardwareAddr) error {
 	return err
 }
 
-// Rename renames a link (tests use it to play udev).
-func (k *Kernel) Rename(index int, name string) error {
-	req := &rtnetlink.LinkMessage{Family: unix.AF_UNSPEC, Index: uint32(index), Attributes: &rtnetlink.LinkAttributes{Name: name}}
-	_, err := k.c.Execute(req, unix.RTM_SETLINK, netlink.Request|netlink.Acknowledge)
-	return err
-}
-
 // ErrNamespaceMismatch means sysfs and netlink describe different
 // interfaces at the same index for longer than a rename takes: the root
 // tree is not this network namespace's.

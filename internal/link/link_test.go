@@ -45,7 +45,7 @@ func TestGetAndSetOverNetlink(t *testing.T) {
 func TestSetByIndexSurvivesRename(t *testing.T) {
 	e := linktest.New(t, "eth0", "eth1")
 	idx := index(t, e, "eth0")
-	if err := e.Kernel.Rename(idx, "enc9"); err != nil {
+	if err := e.Rename(idx, "enc9"); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Kernel.SetHardwareAddr(idx, want); err != nil {

@@ -67,23 +67,6 @@ func TestBusIDs(t *testing.T) {
 	}
 }
 
-func TestChan(t *testing.T) {
-	c := NewChan(1)
-	if !c.Send(Event{Action: "add"}) || c.Send(Event{Action: "change"}) {
-		t.Error("a Chan of 1 must take one event and drop the next")
-	}
-	if e := <-c.Events(); e.Action != "add" {
-		t.Errorf("got %+v", e)
-	}
-	c.Close()
-	if c.Send(Event{}) {
-		t.Error("send after close")
-	}
-	if _, ok := <-c.Events(); ok {
-		t.Error("events open after close")
-	}
-}
-
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"add@/devices/css0/0.0.0003/0.0.0001\x00ACTION=add\x00SUBSYSTEM=ccw\x00",

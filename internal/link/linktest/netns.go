@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jsimonetti/rtnetlink/v2"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/link"
@@ -71,6 +73,19 @@ func New(t testing.TB, taps ...string) *Netns {
 		unix.Close(e.FD) // the namespace and its taps go with the last reference
 	})
 	return e
+}
+
+// Rename renames a link in the namespace, as udev does (RTM_SETLINK with
+// IFLA_IFNAME).
+func (e *Netns) Rename(index int, name string) error {
+	c, err := rtnetlink.Dial(&netlink.Config{NetNS: e.FD})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	req := &rtnetlink.LinkMessage{Family: unix.AF_UNSPEC, Index: uint32(index), Attributes: &rtnetlink.LinkAttributes{Name: name}}
+	_, err = c.Execute(req, unix.RTM_SETLINK, netlink.Request|netlink.Acknowledge)
+	return err
 }
 
 // addTap creates a persistent tap link with TUNSETIFF and TUNSETPERSIST.
