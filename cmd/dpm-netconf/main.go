@@ -14,18 +14,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/apply"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/ccw"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/cmdline"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/detach"
-	"github.com/dpm-guest-image-tools/dpm-netconf/internal/kmod"
-	"github.com/dpm-guest-image-tools/dpm-netconf/internal/link"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/logging"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/sysfs"
-	"github.com/dpm-guest-image-tools/dpm-netconf/internal/uevent"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -50,6 +46,7 @@ type options struct {
 	cmdline    string
 	root       string
 	timeout    time.Duration
+	timeoutSet bool // --timeout was given: it wins over the kernel's
 	json       bool
 	verbose    bool
 	sequential bool
@@ -80,7 +77,43 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) > 1 && args[1] == detach.Command {
 		return detach.Child(args[2:])
 	}
-	var o options
+	o, cmd, pos, code := parseArgs(args, stderr)
+	if code >= 0 {
+		return code
+	}
+	if cmd == "version" {
+		fmt.Fprintf(stdout, "dpm-netconf %s\n", version)
+		return exitOK
+	}
+	text, err := cmdline.Read(o.root, o.cmdline, stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "dpm-netconf: %v\n", err)
+		return exitUsage
+	}
+	list := cmdline.Parse(text)
+	if cmd == "nic" {
+		return nicOf(list, o, text, pos[0], stdout)
+	}
+	journal := false
+	if f, ok := stderr.(*os.File); ok && o.root == "/" {
+		journal = logging.UnderJournal(f)
+	}
+	log := logging.New(logging.Options{Root: o.root, Stderr: stderr, Verbose: o.verbose, Tag: cmd, Journal: journal})
+	switch cmd {
+	case "plan":
+		return plan(list, o, stdout)
+	case "status":
+		return status(list, o, stdout)
+	}
+	return configure(o, cmd, pos, text, list, log, stdout)
+}
+
+// parseArgs reads the flags (before or after the command), the command
+// (the default apply, or the name the binary was called by) and its
+// arguments. code is the exit status when there is nothing more to do
+// (help, a usage error), else -1.
+func parseArgs(args []string, stderr io.Writer) (o options, cmd string, pos []string, code int) {
+	code = -1
 	fs := flag.NewFlagSet("dpm-netconf", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.cmdline, "cmdline", "", "read the kernel command line from `FILE` (- = stdin) instead of /proc/cmdline")
@@ -100,14 +133,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 
 	// Flags may follow the command: parse, take one positional, repeat.
-	var pos []string
 	rest := args[1:]
 	for {
 		if err := fs.Parse(rest); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return exitOK
+				return o, "", nil, exitOK
 			}
-			return exitUsage
+			return o, "", nil, exitUsage
 		}
 		if fs.NArg() == 0 {
 			break
@@ -116,7 +148,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		rest = fs.Args()[1:]
 	}
 
-	cmd := "apply"
+	fs.Visit(func(f *flag.Flag) { o.timeoutSet = o.timeoutSet || f.Name == "timeout" })
+	cmd = "apply"
 	switch strings.TrimSuffix(filepath.Base(args[0]), ".sh") {
 	case "autoconfigure_networking":
 		cmd = "apply"
@@ -133,45 +166,22 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case !known:
 		fmt.Fprintf(stderr, "dpm-netconf: unknown command %q\n", cmd)
 		fs.Usage()
-		return exitUsage
+		return o, cmd, pos, exitUsage
 	case len(pos) < n[0] || len(pos) > n[1]:
 		want := fmt.Sprint(n[0])
 		if n[1] != n[0] {
 			want = fmt.Sprintf("%d or %d", n[0], n[1])
 		}
 		fmt.Fprintf(stderr, "dpm-netconf: %s takes %s argument(s), got %d: %q\n", cmd, want, len(pos), pos)
-		return exitUsage
+		return o, cmd, pos, exitUsage
 	}
-	if cmd == "version" {
-		fmt.Fprintf(stdout, "dpm-netconf %s\n", version)
-		return exitOK
-	}
+	return o, cmd, pos, -1
+}
 
-	text, err := readCmdline(o, stdin)
-	if err != nil {
-		fmt.Fprintf(stderr, "dpm-netconf: %v\n", err)
-		return exitUsage
-	}
-	list := cmdline.Parse(text)
-	if cmd == "nic" {
-		return nicOf(list, o, text, pos[0], stdout)
-	}
-
-	journal := false
-	if f, ok := stderr.(*os.File); ok && o.root == "/" {
-		journal = logging.UnderJournal(f)
-	}
-	log := logging.New(logging.Options{Root: o.root, Stderr: stderr, Verbose: o.verbose, Tag: cmd, Journal: journal})
-	switch cmd {
-	case "plan":
-		return plan(list, o, stdout)
-	case "status":
-		return status(list, o, stdout)
-	}
-
-	timeoutSet := false
-	fs.Visit(func(f *flag.Flag) { timeoutSet = timeoutSet || f.Name == "timeout" })
-	boot := bootOptions(o.root, text)
+// configure is apply and setmac: the listed NICs (or the one DEVICE
+// belongs to) under the deadline, a line per NIC and a closing line.
+func configure(o options, cmd string, pos []string, text string, list cmdline.List, log *logging.Logger, stdout io.Writer) int {
+	boot := cmdline.ReadBoot(o.root, text)
 	for _, p := range boot.Problems {
 		log.Errorf("%v", p)
 	}
@@ -180,7 +190,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	var timeoutFrom string
-	o.timeout, timeoutFrom = boot.Deadline(o.timeout, timeoutSet)
+	o.timeout, timeoutFrom = boot.Deadline(o.timeout, o.timeoutSet)
 	log.Debugf("deadline %v (%s)", o.timeout, timeoutFrom)
 	var nics []cmdline.NIC
 	if len(pos) == 1 {
@@ -211,18 +221,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	cfg := systemConfig(o, log)
-	defer cfg.close()
-	// Devices found absent after a settle: every run reads the record
-	// (the real root's unit pays nothing for a wrong devno the initramfs
-	// paid for); a run over the whole list writes it.
-	cfg.AbsentFile, cfg.RecordAbsent = filepath.Join(o.root, "run/dpm-netconf/absent"), len(pos) == 0
+	sys := apply.NewSystem(o.root, log)
+	defer sys.Close()
+	cfg := sys.Config
+	cfg.Sequential = o.sequential
+	// A run over the whole list records the devices it found absent after
+	// its settle; every run reads the record (apply.Config.AbsentFile).
+	cfg.RecordAbsent = len(pos) == 0
 
 	var reports []apply.Report
 	if cmd == "setmac" {
-		reports = []apply.Report{apply.SetMAC(ctx, cfg.Config, nics[0])}
+		reports = []apply.Report{apply.SetMAC(ctx, cfg, nics[0])}
 	} else {
-		reports = apply.Apply(ctx, cfg.Config, nics)
+		reports = apply.Apply(ctx, cfg, nics)
 	}
 	if o.json {
 		writeJSON(stdout, struct {
@@ -251,7 +262,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // so it only reads the command line and at most one sysfs file: no
 // logger, no event listener, no netlink.
 func nicOf(list cmdline.List, o options, text, device string, stdout io.Writer) int {
-	if bootOptions(o.root, text).Off {
+	if cmdline.ReadBoot(o.root, text).Off {
 		return exitFail
 	}
 	nic, ok, _ := apply.ForDevice(ccw.Sys{FS: sysfs.Root(o.root)}, list, device, true)
@@ -260,87 +271,6 @@ func nicOf(list cmdline.List, o options, text, device string, stdout io.Writer) 
 	}
 	fmt.Fprintln(stdout, nic.BusID())
 	return exitOK
-}
-
-// inInitramfs: dracut and systemd mark the initramfs with
-// /etc/initrd-release; there the rd. parameters count.
-func inInitramfs(root string) bool {
-	_, err := os.Stat(filepath.Join(root, "etc/initrd-release"))
-	return err == nil
-}
-
-// bootOptions reads dpm-netconf's own parameters. Inside the initramfs
-// they may also come from /etc/cmdline.d/*.conf (set when the image was
-// built), which dracut's getarg reads before the kernel's command line:
-// the kernel's own parameters win.
-func bootOptions(root, text string) cmdline.Boot {
-	initrd := inInitramfs(root)
-	boot := cmdline.BootOptions(text, initrd)
-	if !initrd {
-		return boot
-	}
-	files, _ := filepath.Glob(filepath.Join(root, "etc/cmdline.d/*.conf"))
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		d := cmdline.BootOptions(string(data), true)
-		for _, p := range d.Problems {
-			boot.Problems = append(boot.Problems, fmt.Errorf("%s: %w", f, p))
-		}
-		if boot.TimeoutFrom == "default" && d.TimeoutFrom != "default" {
-			boot.Timeout, boot.TimeoutFrom = d.Timeout, d.TimeoutFrom+" in "+f
-		}
-		if !boot.Off && d.Off {
-			boot.Off, boot.OffBy = true, d.OffBy+" in "+f
-		}
-	}
-	return boot
-}
-
-// system is apply's view of the machine: the real one below --root "/"
-// (kernel events, finit_module, netlink, blocking writes in a helper
-// process), or a tree of files below another root (tests): polling only,
-// writes in-process.
-type system struct {
-	apply.Config
-	links  *link.Lazy
-	events uevent.Source
-}
-
-func systemConfig(o options, log *logging.Logger) system {
-	root := sysfs.Root(o.root)
-	s := system{links: &link.Lazy{}}
-	s.Config = apply.Config{
-		FS:         root,
-		Links:      s.links,
-		Modules:    &kmod.Loader{Root: o.root, FS: root},
-		Log:        log,
-		Sequential: o.sequential,
-	}
-	if o.root != "/" {
-		return s
-	}
-	// Subscribed before the first read, so no change falls between.
-	if ev, err := uevent.Listen(); err == nil {
-		s.events, s.Events = ev, ev
-	} else {
-		log.Debugf("no kernel events (%v): polling", err)
-	}
-	if exe, err := os.Executable(); err == nil {
-		s.Slow = detach.Writer{Exe: exe, Argv0: "dpm-netconf", Root: o.root}
-	} else {
-		log.Debugf("no path to this binary (%v): blocking writes run in-process", err)
-	}
-	return s
-}
-
-func (s system) close() {
-	s.links.Close()
-	if s.events != nil {
-		s.events.Close()
-	}
 }
 
 func exitCode(reports []apply.Report, invalid int) int {
@@ -360,64 +290,8 @@ func exitCode(reports []apply.Report, invalid int) int {
 	return code
 }
 
-func readCmdline(o options, stdin io.Reader) (string, error) {
-	var b []byte
-	var err error
-	switch o.cmdline {
-	case "":
-		p := filepath.Join(o.root, "proc/cmdline")
-		if b, err = os.ReadFile(p); err != nil {
-			return "", fmt.Errorf("read kernel command line: %w", err)
-		}
-	case "-":
-		if b, err = io.ReadAll(stdin); err != nil {
-			return "", fmt.Errorf("read command line from stdin: %w", err)
-		}
-	default:
-		if b, err = os.ReadFile(o.cmdline); err != nil {
-			return "", fmt.Errorf("read command line: %w", err)
-		}
-	}
-	return string(b), nil
-}
-
-type planNIC struct {
-	Devno string `json:"devno"`
-	BusID string `json:"bus_id"`
-	Port  int    `json:"port"`
-	MAC   string `json:"mac,omitempty"`
-}
-
 func plan(list cmdline.List, o options, stdout io.Writer) int {
-	nics := make([]planNIC, 0, len(list.NICs))
-	for _, n := range list.NICs {
-		p := planNIC{Devno: n.DevnoString(), BusID: n.BusID(), Port: n.Port}
-		if n.MAC != nil {
-			p.MAC = n.MAC.String()
-		}
-		nics = append(nics, p)
-	}
-	if o.json {
-		writeJSON(stdout, struct {
-			NICs   []planNIC       `json:"nics"`
-			Errors []cmdline.Error `json:"errors"`
-		}{nics, list.Errors})
-	} else {
-		if len(nics) == 0 && len(list.Errors) == 0 {
-			fmt.Fprintln(stdout, "no NIC listed on the command line: apply would do nothing")
-		}
-		for i, n := range list.NICs {
-			mac := "keep its MAC"
-			if n.MAC != nil {
-				mac = "set MAC " + n.MAC.String()
-			}
-			fmt.Fprintf(stdout, "%s (entry %q at offset %d): free from cio_ignore if ignored; if OSA/HiperSockets: group %s,%s,%s, layer2=1, portno=%d, online; if virtio-net: online; then %s\n",
-				nics[i].BusID, n.Entry, n.Offset, n.BusID(), cmdline.BusID(n.Devno+1), cmdline.BusID(n.Devno+2), n.Port, mac)
-		}
-		for _, e := range list.Errors {
-			fmt.Fprintf(stdout, "invalid: %s: not applied\n", e.Error())
-		}
-	}
+	list.WritePlan(stdout, o.json)
 	if len(list.Errors) > 0 {
 		return exitFail
 	}
@@ -426,27 +300,7 @@ func plan(list cmdline.List, o options, stdout io.Writer) int {
 
 func status(list cmdline.List, o options, stdout io.Writer) int {
 	st := apply.ReadStatus(sysfs.Root(o.root), list.NICs)
-	if o.json {
-		writeJSON(stdout, struct {
-			NICs   []apply.Status  `json:"nics"`
-			Errors []cmdline.Error `json:"errors"`
-		}{st, list.Errors})
-	} else {
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "BUS ID\tKIND\tONLINE\tLAYER2\tPORT\tINTERFACE\tWANTED MAC\tMAC\tSTATE")
-		for _, s := range st {
-			state := "ok"
-			if !s.OK {
-				state = strings.Join(s.Differs, "; ")
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.BusID, s.Kind, yesNo(s.Online), intOr(s.Layer2), intOr(s.Port),
-				or(s.Interface), or(s.WantMAC), or(s.MAC), state)
-		}
-		tw.Flush()
-		for _, e := range list.Errors {
-			fmt.Fprintf(stdout, "invalid: %s\n", e.Error())
-		}
-	}
+	apply.WriteStatus(stdout, st, list.Errors, o.json)
 	for _, s := range st {
 		if !s.OK {
 			return exitFail
@@ -470,25 +324,4 @@ func nonNil(r []apply.Report) []apply.Report {
 		return []apply.Report{}
 	}
 	return r
-}
-
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
-}
-
-func intOr(p *int) string {
-	if p == nil {
-		return "-"
-	}
-	return fmt.Sprint(*p)
-}
-
-func or(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

@@ -1,7 +1,11 @@
 package apply
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
 
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/ccw"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/cmdline"
@@ -98,5 +102,58 @@ func readOne(sys ccw.Sys, n cmdline.NIC) Status {
 		}
 	}
 	s.OK = len(s.Differs) == 0
+	return s
+}
+
+// WriteStatus writes what status found (dpm-netconf status): a table and
+// the invalid entries, or JSON.
+func WriteStatus(w io.Writer, st []Status, errs []cmdline.Error, asJSON bool) {
+	if asJSON {
+		if st == nil {
+			st = []Status{}
+		}
+		if errs == nil {
+			errs = []cmdline.Error{}
+		}
+		_ = json.NewEncoder(w).Encode(struct {
+			NICs   []Status        `json:"nics"`
+			Errors []cmdline.Error `json:"errors"`
+		}{st, errs})
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "BUS ID\tKIND\tONLINE\tLAYER2\tPORT\tINTERFACE\tWANTED MAC\tMAC\tSTATE")
+	for _, s := range st {
+		state := "ok"
+		if !s.OK {
+			state = strings.Join(s.Differs, "; ")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.BusID, s.Kind, yesNo(s.Online), intOr(s.Layer2), intOr(s.Port),
+			orDash(s.Interface), orDash(s.WantMAC), orDash(s.MAC), state)
+	}
+	tw.Flush()
+	for _, e := range errs {
+		fmt.Fprintf(w, "invalid: %s\n", e.Error())
+	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func intOr(p *int) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprint(*p)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
 	return s
 }
