@@ -29,8 +29,12 @@ func requireVM(t *testing.T) *vm.Env {
 			kernel = "../.cache/kernel/current"
 		}
 		image := os.Getenv("DPM_UIMAGE")
-		if image == "" {
-			image = "../.cache/uimage/dpm-netconf-s390x.cpio"
+		if image == "" { // make uimage names it by a hash of its inputs
+			images, _ := filepath.Glob("../.cache/uimage/dpm-netconf-s390x-*.cpio")
+			image = "../.cache/uimage/dpm-netconf-s390x-<hash>.cpio"
+			if len(images) == 1 {
+				image = images[0]
+			}
 		}
 		env, envErr = vm.Prepare(kernel, image, filepath.Join("guest", "dpmprobe"))
 	})
