@@ -127,6 +127,9 @@ func parseArgs(args []string, stderr io.Writer) (o options, cmd string, pos []st
 	fs.BoolVar(&o.json, "json", false, "print results as JSON on stdout")
 	fs.BoolVar(&o.verbose, "v", false, "verbose log")
 	fs.BoolVar(&o.sequential, "sequential", false, "configure NICs one after the other (for measurements)")
+	var showVersion bool
+	fs.BoolVar(&showVersion, "version", false, "print the version (as the version command)")
+	fs.BoolVar(&showVersion, "V", false, "print the version (as the version command)")
 	fs.Usage = func() {
 		_, _ = io.WriteString(stderr, usage)
 		fs.PrintDefaults()
@@ -149,6 +152,9 @@ func parseArgs(args []string, stderr io.Writer) (o options, cmd string, pos []st
 	}
 
 	fs.Visit(func(f *flag.Flag) { o.timeoutSet = o.timeoutSet || f.Name == "timeout" })
+	if showVersion {
+		return o, "version", nil, -1
+	}
 	cmd = "apply"
 	switch strings.TrimSuffix(filepath.Base(args[0]), ".sh") {
 	case "autoconfigure_networking":

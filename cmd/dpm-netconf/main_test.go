@@ -75,6 +75,11 @@ func TestVersion(t *testing.T) {
 	if r := runWith(t, "", "dpm-netconf", "version"); r.code != 0 || r.stdout != "dpm-netconf dev\n" {
 		t.Errorf("version = %+v", r)
 	}
+	for _, flag := range []string{"--version", "-V", "-version"} {
+		if r := runWith(t, "", "dpm-netconf", flag); r.code != 0 || r.stdout != "dpm-netconf dev\n" || r.stderr != "" {
+			t.Errorf("%s = %+v", flag, r)
+		}
+	}
 }
 
 // newTree is a --root tree: a virtio-net NIC whose ifindex (1) is lo's in
