@@ -58,6 +58,7 @@ say "uptime $(cut -d' ' -f1 /proc/uptime)"
 ip -o link show | while read -r line; do say "link $line"; done
 ip -4 -o addr show | while read -r line; do say "addr $line"; done
 say "unit $(systemctl show -p ActiveState,Result,ExecMainStatus dpm-netconf.service | xargs)"
+systemctl --failed --no-legend --plain | while read -r line; do say "boot-failed $line"; done
 journal | grep 'dpm-netconf' | while read -r line; do say "journal $line"; done
 journal | grep -E 'Switching root|cloud-init.*(Cloud-init v|running .init-local|running .init )' | while read -r line; do say "timeline $line"; done
 for u in dpm-netconf cloud-init-local cloud-init; do
