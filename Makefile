@@ -9,7 +9,7 @@ GO ?= go
 PRODUCT_PATHS := cmd internal dist dracut go.mod go.sum ':(exclude)*_test.go' ':(exclude)*/testdata/*'
 VERSION ?= $(shell c=$$(git log -1 --format=%H -- $(PRODUCT_PATHS) 2>/dev/null) && [ -n "$$c" ] && \
 	echo "$$(git describe --tags --always $$c)$$(git diff --quiet HEAD -- $(PRODUCT_PATHS) || echo -dirty)" || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+LDFLAGS := -s -w -buildid= -X main.version=$(VERSION)
 BUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 # A count of executions, not a duration: Go 1.26's fuzz coordinator can fail a
 # duration run with "context deadline exceeded" when the time is up while a
@@ -55,7 +55,7 @@ UNITDIR = $(PREFIX)/lib/systemd/system
 INSTALL_ARCH ?= $(shell $(GO) env GOARCH)
 SUBST = sed 's|@BINDIR@|$(BINDIR)|g'
 
-.PHONY: bootstats check-deps test-results fresh-check package package-lint package-test vmtest-distro vmtest-dracut vmtest-osa install help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest demo deps
+.PHONY: package-repro bootstats check-deps test-results fresh-check package package-lint package-test vmtest-distro vmtest-dracut vmtest-osa install help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest demo deps
 
 help:
 	@echo "make build       static binaries bin/dpm-netconf-{amd64,s390x}"
@@ -70,6 +70,7 @@ help:
 	@echo "make vmtest      boot the image under qemu-system-s390x: the VM test scenarios"
 	@echo "make package     .deb and .rpm for s390x and amd64 in bin/ (goreleaser's nfpm)"
 	@echo "make package-lint  lintian and rpmlint on the packages (errors fail)"
+	@echo "make package-repro two clones of HEAD packaged a second apart: the same bytes"
 	@echo "make package-test  dpkg and rpm install, upgrade, remove, purge them in a Debian s390x root"
 	@echo "make install     binary, compatibility names, dracut module, systemd units and preset, udev rule (DESTDIR= PREFIX=/usr INSTALL_ARCH=s390x)"
 	@echo "make vmtest-distro  boot Debian 12 s390x systems: dracut (both flavours) with make install, initramfs-tools with our .deb"
@@ -120,15 +121,23 @@ PKG_VERSION = $(shell v='$(VERSION)'; case "$$v" in \
 	(v[0-9]*) echo "$${v#v}" | sed 's/-\([0-9]*\)-g/+\1.g/; s/-dirty$$/~dirty/' ;; \
 	(*) echo "0.0.0~git$$(git rev-list --count HEAD 2>/dev/null).$$v" | sed 's/-dirty$$/~dirty/' ;; esac)
 NFPM = cd dist/package && $(GO) tool nfpm
+# Reproducible packages: every time in them (files, changelog, the rpm's
+# build time) is the last product commit's (SOURCE_DATE_EPOCH, which nfpm
+# reads), binaries are built -trimpath with an empty build id, and the
+# files' modes come from make install: two builds of one commit, anywhere,
+# at any time, give the same bytes (make package-repro checks it).
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct -- $(PRODUCT_PATHS) 2>/dev/null || echo 0)
+export SOURCE_DATE_EPOCH
 
 package:
 	@[ '$(VERSION)' != dev ] || echo "package: not in a git checkout: version $(PKG_VERSION)"
 	@rm -rf bin/pkg bin/*.deb bin/*.rpm && mkdir -p bin/pkg/docs
 	@printf -- '- semver: %s-1\n  date: %s\n  packager: DPM Guest Image Tools <dpm-guest-image-tools@users.noreply.github.com>\n  deb:\n    urgency: medium\n    distributions: [unstable]\n  changes:\n    - note: Built from %s.\n' \
-		'$(PKG_VERSION)' "$$(date -u -d @$$(git log -1 --format=%ct 2>/dev/null || date +%s) +%Y-%m-%dT%H:%M:%SZ)" '$(VERSION)' > bin/pkg/docs/changelog.yml
-	@cp dist/package/copyright bin/pkg/docs/copyright
+		'$(PKG_VERSION)' "$$(date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)" '$(VERSION)' > bin/pkg/docs/changelog.yml
+	@cp dist/package/copyright dist/package/lintian-overrides README.md LICENSE bin/pkg/docs/
 	@for a in $(PKG_ARCHES); do \
 		$(MAKE) -s install DESTDIR=$(CURDIR)/bin/pkg/$$a PREFIX=/usr INSTALL_ARCH=$$a VERSION=$(VERSION) || exit 1; \
+		find bin/pkg -exec touch -h -d @$(SOURCE_DATE_EPOCH) {} + || exit 1; \
 		sed -e "s|\$${ARCH}|$$a|g" -e 's|$${PKG_VERSION}|$(PKG_VERSION)|g' -e "s|\$${STAGE}|$(CURDIR)/bin/pkg/$$a|g" \
 			-e 's|$${DOCS}|$(CURDIR)/bin/pkg/docs|g' -e 's|$${TOP}|$(CURDIR)|g' dist/package/nfpm.yaml > bin/pkg/nfpm-$$a.yaml; \
 		for p in deb rpm; do \
@@ -136,6 +145,15 @@ package:
 		done; \
 	done
 	@ls -l bin/*.deb bin/*.rpm | awk '{printf "%s: %.2f MiB\n", $$NF, $$5/1048576}'
+
+# Reproducible packages: the committed HEAD cloned twice, packaged in each
+# clone a second apart, the .deb and .rpm files compared byte for byte.
+package-repro:
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+	for c in a b; do git clone -q "$(CURDIR)" "$$dir/$$c" && $(MAKE) -s -C "$$dir/$$c" package >/dev/null && \
+		(cd "$$dir/$$c/bin" && sha256sum *.deb *.rpm) > "$$dir/$$c.sha256" || exit 1; sleep 1; done && \
+	if cmp -s "$$dir/a.sha256" "$$dir/b.sha256"; then echo "package-repro: two builds in two clones, byte for byte the same:"; cat "$$dir/a.sha256"; \
+	else echo "package-repro: two builds of one commit differ:"; diff "$$dir/a.sha256" "$$dir/b.sha256"; exit 1; fi
 
 # lintian and rpmlint (Debian's packages) on every package: errors fail;
 # README.md, "Packages", says which warnings remain and why.
@@ -154,7 +172,7 @@ package-test: deps package $(GOTESTSUM)
 
 # Each part in turn, timed: make test ends with the minutes of each and the
 # table of tests that did not run.
-TEST_PARTS = lint unit test-s390x fuzz package-lint package-test vmtest vmtest-distro
+TEST_PARTS = lint unit test-s390x fuzz package-lint package-repro package-test vmtest vmtest-distro
 test: check-deps test-results
 	@for part in $(TEST_PARTS); do start=$$(date +%s); \
 		$(MAKE) --no-print-directory $$part || { echo "make test: $$part failed after $$(( $$(date +%s) - start )) s"; exit 1; }; \
