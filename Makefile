@@ -72,7 +72,7 @@ help:
 	@echo "make package-lint  lintian and rpmlint on the packages (errors fail)"
 	@echo "make package-repro two clones of HEAD packaged a second apart: the same bytes"
 	@echo "make package-test  dpkg and rpm install, upgrade, remove, purge them in a Debian s390x root"
-	@echo "make install     binary, compatibility names, dracut module, systemd units and preset, udev rule (DESTDIR= PREFIX=/usr INSTALL_ARCH=s390x)"
+	@echo "make install     binary, compatibility names, manual page, dracut module, systemd units and preset, udev rule (DESTDIR= PREFIX=/usr INSTALL_ARCH=s390x)"
 	@echo "make vmtest-distro  boot Debian 12 s390x systems: dracut (both flavours) with make install, initramfs-tools with our .deb"
 	@echo "make vmtest-dracut  only the dracut boots"
 	@echo "make vmtest-osa  the OSA scenarios under SDL Hyperion (hercules 4.x on PATH or DPM_HERCULES)"
@@ -106,6 +106,13 @@ install: bin/dpm-netconf-$(INSTALL_ARCH)
 	install -m 0644 dist/90-dpm-netconf.preset $(DESTDIR)$(PREFIX)/lib/systemd/system-preset/
 	$(SUBST) dist/80-dpm-netconf.rules > $(DESTDIR)$(PREFIX)/lib/udev/rules.d/80-dpm-netconf.rules
 	chmod 0644 $(DESTDIR)$(PREFIX)/lib/udev/rules.d/80-dpm-netconf.rules
+	# The manual page (dist/man), gzipped without a timestamp; the original
+	# tools' names point to it.
+	install -d $(DESTDIR)$(PREFIX)/share/man/man8
+	gzip -9n < dist/man/dpm-netconf.8 > $(DESTDIR)$(PREFIX)/share/man/man8/dpm-netconf.8.gz
+	chmod 0644 $(DESTDIR)$(PREFIX)/share/man/man8/dpm-netconf.8.gz
+	ln -sf dpm-netconf.8.gz $(DESTDIR)$(PREFIX)/share/man/man8/autoconfigure_networking.sh.8.gz
+	ln -sf dpm-netconf.8.gz $(DESTDIR)$(PREFIX)/share/man/man8/setmac.sh.8.gz
 	install -d $(DESTDIR)$(PREFIX)/share/initramfs-tools/hooks $(DESTDIR)$(PREFIX)/share/initramfs-tools/scripts/init-premount
 	$(SUBST) dist/initramfs-tools/hooks/dpm-netconf > $(DESTDIR)$(PREFIX)/share/initramfs-tools/hooks/dpm-netconf
 	install -m 0755 dist/initramfs-tools/scripts/init-premount/dpm-netconf $(DESTDIR)$(PREFIX)/share/initramfs-tools/scripts/init-premount/
@@ -137,8 +144,9 @@ package:
 	@cp dist/package/copyright dist/package/lintian-overrides README.md LICENSE bin/pkg/docs/
 	@for a in $(PKG_ARCHES); do \
 		$(MAKE) -s install DESTDIR=$(CURDIR)/bin/pkg/$$a PREFIX=/usr INSTALL_ARCH=$$a VERSION=$(VERSION) || exit 1; \
+		rm -rf bin/pkg/man-$$a && mv bin/pkg/$$a/usr/share/man/man8 bin/pkg/man-$$a && rmdir bin/pkg/$$a/usr/share/man || exit 1; \
 		find bin/pkg -exec touch -h -d @$(SOURCE_DATE_EPOCH) {} + || exit 1; \
-		sed -e "s|\$${ARCH}|$$a|g" -e 's|$${PKG_VERSION}|$(PKG_VERSION)|g' -e "s|\$${STAGE}|$(CURDIR)/bin/pkg/$$a|g" \
+		sed -e "s|\$${ARCH}|$$a|g" -e "s|\$${MAN}|$(CURDIR)/bin/pkg/man-$$a|g" -e 's|$${PKG_VERSION}|$(PKG_VERSION)|g' -e "s|\$${STAGE}|$(CURDIR)/bin/pkg/$$a|g" \
 			-e 's|$${DOCS}|$(CURDIR)/bin/pkg/docs|g' -e 's|$${TOP}|$(CURDIR)|g' dist/package/nfpm.yaml > bin/pkg/nfpm-$$a.yaml; \
 		for p in deb rpm; do \
 			(cd dist/package && $(GO) tool nfpm package --config $(CURDIR)/bin/pkg/nfpm-$$a.yaml --packager $$p --target $(CURDIR)/bin/) >/dev/null || exit 1; \
@@ -159,7 +167,9 @@ package-repro:
 # README.md, "Packages", says which warnings remain and why.
 package-lint: deps package
 	@for d in bin/*.deb; do echo "lintian $$d"; lintian --tag-display-limit 0 --fail-on error $$d 2>&1 | grep -v 'running with root privileges' ; [ $${PIPESTATUS[0]} -eq 0 ] || exit 1; done
-	@for r in bin/*.rpm; do echo "rpmlint $$r"; rpmlint -r dist/package/dpm-netconf.rpmlintrc $$r | grep -v '^=\|^rpmlint:\|^configuration\|^    /\|^checks:\|^$$'; [ $${PIPESTATUS[0]} -eq 0 ] || exit 1; done
+	@for p in bin/*.deb bin/*.rpm; do case $$p in (*.deb) l=$$(dpkg-deb -c $$p);; (*) l=$$(rpm -qlp $$p 2>/dev/null);; esac; \
+		for m in dpm-netconf autoconfigure_networking.sh setmac.sh; do echo "$$l" | grep -q "/usr/share/man/man8/$$m.8.gz" || { echo "$$p: no manual page for $$m"; exit 1; }; done; done
+	@for r in bin/*.rpm; do echo "rpmlint $$r"; rpmlint -c dist/package/rpmlint.toml -r dist/package/dpm-netconf.rpmlintrc $$r | grep -v '^=\|^rpmlint:\|^configuration\|^    /\|^checks:\|^$$'; [ $${PIPESTATUS[0]} -eq 0 ] || exit 1; done
 
 # The maintainer scripts as dpkg and rpm run them (dist/package/lifecycle_test.go):
 # install, upgrade, remove, purge of the s390x packages in the initramfs-tools

@@ -25,6 +25,7 @@ mkfs.ext4 e2fsprogs the distro boots' root disks
 lintian lintian make package-lint (.deb)
 rpmlint rpmlint make package-lint (.rpm)
 rpm rpm make package-test (.rpm install and removal)
+man man-db the manual page's rendering test
 make make every entry point
 git git the version stamp, fresh-check's clone
 /etc/ssl/certs/ca-certificates.crt ca-certificates downloads over https
