@@ -44,7 +44,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # go test's own flags.
 RESULTS = $(abspath $(CACHE))/test-results
 GOTESTSUM = $(CURDIR)/bin/tools/gotestsum
-testsum = mkdir -p $(RESULTS) && $(GOTESTSUM) --hide-summary=skipped --jsonfile $(RESULTS)/$(1).json --format $(2) --
+testsum = $(GOTESTSUM) --hide-summary=skipped --jsonfile $(RESULTS)/$(1).json --format $(2) --
 RESULT_NAME ?= vmtest
 
 # make install: where things go (DESTDIR for an image's root).
@@ -176,7 +176,7 @@ package-lint: deps package
 # distro root (cached; its programs run through qemu-user), with the
 # original DPM tools' files placed by hand.
 PACKAGE_ROOT = vmtests/distro/build-root.sh $(CACHE) vmtests/distro/packages-initramfs-tools.txt
-package-test: deps package $(GOTESTSUM)
+package-test: deps package $(GOTESTSUM) | $(RESULTS)
 	set -o pipefail; root=$$($(PACKAGE_ROOT) | tail -1) && cd dist/package && DPM_PACKAGE_ROOT=$$root DPM_PACKAGE_DIR=$(CURDIR)/bin \
 		$(call testsum,package-test,standard-verbose) -count=1 .
 
@@ -196,16 +196,19 @@ test-results:
 $(GOTESTSUM): vmtests/go.mod vmtests/go.sum
 	cd vmtests && $(GO) build -o $@ gotest.tools/gotestsum
 
+$(RESULTS):
+	@mkdir -p $@
+
 # The chaos tests once more without -race: the race detector shuffles the
 # scheduler on purpose, so only there does a seed replay exactly.
-unit: $(GOTESTSUM)
+unit: $(GOTESTSUM) | $(RESULTS)
 	$(call testsum,unit,standard-quiet) -race -count=1 $(UNIT_PKGS)
 	$(call testsum,unit-norace,standard-quiet) -count=1 -run '^TestChaos' ./internal/apply/
 	cd vmtests && $(call testsum,unit-tooling,standard-quiet) -race -count=1 $(TOOLING_UNIT_PKGS)
 
 # Under qemu-user every instruction is emulated: 200 chaos seeds (of make
 # unit's 1000) keep the big-endian run to minutes.
-test-s390x: $(GOTESTSUM)
+test-s390x: $(GOTESTSUM) | $(RESULTS)
 	export DPM_CHAOS_SEEDS=200 CGO_ENABLED=0 GOARCH=s390x && $(call testsum,s390x,standard-quiet) -count=1 -exec qemu-s390x-static $(UNIT_PKGS)
 
 # The install step: every host-wide thing the targets need (apt packages,
@@ -266,7 +269,7 @@ vmtest-osa:
 # vmtest keeps QEMU's and vmtest's temporary files in a folder of its own
 # under $(CACHE)/tmp, which it removes (runs side by side do not share it);
 # the log is $(CACHE)/$(RESULT_NAME).log.
-vmtest: deps kernel uimage $(GOTESTSUM)
+vmtest: deps kernel uimage $(GOTESTSUM) | $(RESULTS)
 	@echo "vmtest: test log in $(CACHE)/$(RESULT_NAME).log, Hercules and distro guest consoles in $(CACHE)/consoles"
 	mkdir -p $(CACHE)/tmp && tmp=$$(mktemp -d $(abspath $(CACHE))/tmp/$(RESULT_NAME)-XXXXXX) && cd vmtests && \
 		TMPDIR=$$tmp DPM_KERNEL_DIR=$(abspath $(KERNEL)) DPM_UIMAGE=$(abspath $(UIMAGE)) \

@@ -95,8 +95,9 @@ var rpm = family{
 	},
 	installSays: "dpm-netconf: to configure the NICs in the initramfs too, rebuild it (dracut -f)",
 	volatile:    []string{"var/lib/rpm/", "var/tmp/", "tmp/"},
-	// Owned by the filesystem package on RPM distributions.
-	parents: []string{"usr/share/licenses"},
+	// Owned by the filesystem package on RPM distributions (as is every
+	// /usr/share/man/man* folder).
+	parents: []string{"usr/share/licenses", "usr/share/man/man8"},
 }
 
 var families = []family{deb, rpm}
