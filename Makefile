@@ -254,8 +254,9 @@ vmtest-dracut: deps kernel build
 
 # A measurement: N boots of the dracut (systemd) distro image, one after
 # the other, each one's time to the report or its stall and QEMU's
-# translator figures in $(CACHE)/consoles/bootstats.tsv. DPM_QEMU,
-# DPM_GUEST_ARGS and DPM_NO_WAKER set what is measured (docs/testing.md).
+# translator figures in $(CACHE)/consoles/bootstats.tsv. The boots are bare
+# (no norandmaps): DPM_QEMU and DPM_GUEST_ARGS set what is measured
+# (docs/testing.md).
 N ?= 20
 bootstats: deps kernel build
 	set -o pipefail; dracut=$$($(DISTRO_IMAGE) dracut | tail -1) && \

@@ -13,8 +13,9 @@ import (
 // (systemd) distro image DPM_BOOTSTATS times, one after the other, and
 // writes per boot the time to the report, or the stall, and QEMU's
 // translator figures to bootstats.tsv in the consoles folder. make
-// bootstats runs it; DPM_QEMU (another QEMU command line), DPM_GUEST_ARGS
-// (more kernel parameters) and DPM_NO_WAKER=1 set what is measured.
+// bootstats runs it. The boots are bare (no emulatorArgs): DPM_QEMU
+// (another QEMU command line) and DPM_GUEST_ARGS (kernel parameters, e.g.
+// norandmaps) set what is measured.
 // docs/testing.md gives the figures that chose the emulator's options.
 func TestDistroBootStats(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("DPM_BOOTSTATS"))
@@ -27,11 +28,11 @@ func TestDistroBootStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	setup := fmt.Sprintf("qemu=%q guest_args=%q waker=%v", os.Getenv("DPM_QEMU"), os.Getenv("DPM_GUEST_ARGS"), os.Getenv("DPM_NO_WAKER") == "")
+	setup := fmt.Sprintf("qemu=%q guest_args=%q", os.Getenv("DPM_QEMU"), os.Getenv("DPM_GUEST_ARGS"))
 	stalls := 0
 	for i := 1; i <= n; i++ {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
-			res, err := distroBoot{flavour: "systemd", args: os.Getenv("DPM_GUEST_ARGS")}.boot(t)
+			res, err := distroBoot{flavour: "systemd", args: os.Getenv("DPM_GUEST_ARGS"), bare: true}.boot(t)
 			outcome, jit := "", res.jit
 			if err != nil {
 				stalls++

@@ -25,6 +25,16 @@ import (
 
 const distroList = "0001,1,0a0000000011;0004,0;0010,0,0e1122334455;"
 
+// emulatorArgs keep QEMU 7.2's TCG from stalling the guest for minutes
+// (docs/testing.md, "Emulator stalls"): with address-space randomization
+// every process maps the same shared-library pages at other addresses, and
+// TCG keeps translated blocks per physical page and virtual address, so the
+// pages collect thousands of them; once such a page is reused (a task's
+// kernel stack), every store to it walks them all. norandmaps maps them at
+// the same addresses in every process. Nothing of dpm-netconf's depends on
+// address-space randomization.
+const emulatorArgs = "norandmaps"
+
 // cpacfModules are the modules Debian's s390x kernel loads for CPU features
 // (modules.alias "cpu:type:*:feature:*"): the test needs none of them.
 const cpacfModules = "chacha_s390,aes_s390,des_s390,prng,sha1_s390,sha256_s390,sha512_s390,s390_trng,uvdevice"
@@ -34,6 +44,8 @@ type distroBoot struct {
 	// "initramfs-tools": the image in DPM_DISTRO_ITOOLS_IMAGE.
 	flavour string
 	args    string // more kernel parameters
+	// bare: no emulatorArgs (make bootstats measures with and without).
+	bare bool
 	// After the boot's report, what the host does through QMP while the
 	// guest's report script watches (its dpmtest=): "late" plugs in
 	// 0.0.0020; "readd" unplugs 0.0.0001 and plugs it in again with QEMU's
@@ -107,12 +119,13 @@ func (b distroBoot) boot(t *testing.T) (distroResult, error) {
 	args = append(args, vm.QMPArgs(stallSock)...)
 	args = append(args, vm.NICArgs(vm.VirtioNICs("0001", "0004", "0010"))...)
 	kargs := b.args
+	if !b.bare {
+		kargs = emulatorArgs + " " + kargs
+	}
 	if b.hotplug != "" {
 		kargs += " dpmtest=" + b.hotplug
 	}
 	start := time.Now()
-	// See vm.Waker; DPM_NO_WAKER=1 turns it off (to see the stalls).
-	waker := &vm.Waker{Every: 2 * time.Second}
 	watch := &vm.StallWatch{Quiet: 3 * time.Minute, QMP: stallSock, Report: logPath + ".stall"}
 	v, err := qemu.Start(vm.S390x,
 		qemu.WithQEMUCommand(vm.QEMUCommand()),
@@ -135,20 +148,9 @@ func (b distroBoot) boot(t *testing.T) (distroResult, error) {
 	watch.OnStall = func() { _ = v.Kill() }
 	watched := make(chan struct{})
 	go func() { defer close(watched); watch.Run(ctx) }()
-	woken := make(chan struct{})
-	go func() {
-		defer close(woken)
-		if os.Getenv("DPM_NO_WAKER") == "" {
-			waker.Run(ctx, func(s string) error { _, err := v.Console.Send(s); return err })
-		}
-	}()
 	defer func() {
 		stop()
-		<-woken
 		<-watched
-		if waker.Pokes() > 0 {
-			t.Logf("console: poked (XON) %d times, every %v", waker.Pokes(), waker.Every)
-		}
 	}()
 	// failed names a stall if there was one: the kill that ended the
 	// guest is what made the wait fail.
