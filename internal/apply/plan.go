@@ -40,7 +40,7 @@ func plan(ctx context.Context, cfg *Config, ws []*worker) {
 	}
 	// A device absent but not ignored: one settle for all of them, so that
 	// the channel subsystem's first scan is over and their absence final.
-	if len(absent) > len(ignoredAbsent) || !slices.Equal(absent, ignoredAbsent) {
+	if len(absent) > len(ignoredAbsent) {
 		settleOnce(ctx, cfg, ws)
 	}
 	// Absent in the initramfs after its settle, and still: final at once.
