@@ -292,6 +292,10 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 	cd vmtests && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 	cd dist/package && $(GO) vet . && $(GO) run $(STATICCHECK) .
+	@# The units' sandboxing: systemd-analyze's exposure score, at most 3.0.
+	@d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && for u in dpm-netconf.service dpm-netconf@.service; do \
+		$(SUBST) dist/$$u > "$$d/$$u" && score=$$(cd "$$d" && systemd-analyze security --offline=true --no-pager "$$u" 2>&1 | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p') && \
+		echo "lint: $$u exposure $$score (at most 3.0)" && awk -v s="$$score" 'BEGIN { exit !(s != "" && s <= 3.0) }' || { echo "lint: $$u: exposure $$score, above 3.0 (systemd-analyze security --offline=true)"; exit 1; }; done
 
 bench:
 	$(GO) test -run '^$$' -bench Apply -benchtime 5x ./internal/apply/

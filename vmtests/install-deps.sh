@@ -26,6 +26,7 @@ lintian lintian make package-lint (.deb)
 rpmlint rpmlint make package-lint (.rpm)
 rpm rpm make package-test (.rpm install and removal)
 man man-db the manual page's rendering test
+systemd-analyze systemd make lint's exposure score of the units
 make make every entry point
 git git the version stamp, fresh-check's clone
 /etc/ssl/certs/ca-certificates.crt ca-certificates downloads over https
