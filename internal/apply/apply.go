@@ -73,8 +73,9 @@ type Config struct {
 	// that are just returning (default 50ms).
 	Grace time.Duration
 	// AbsentFile names the record of devices found absent after a settle
-	// (absent.go): read before the plan, written at the end when
-	// RecordAbsent (the initramfs run, for the real root's). "" for none.
+	// (absent.go): read before the plan, and written at the end when
+	// RecordAbsent (a run over the whole list: the initramfs's, for the
+	// real root's). "" for none.
 	AbsentFile   string
 	RecordAbsent bool
 }
@@ -101,8 +102,10 @@ type Report struct {
 const lateGrace = 2 * time.Second
 
 // Apply configures every NIC and returns one report per NIC, in list
-// order. It returns by the context's deadline (plus Grace) even if a kernel
-// write is still blocked; such a NIC is reported as in progress.
+// order. It returns by the context's deadline plus Grace (plus lateGrace
+// when a worker has no write of ours in the kernel), whatever is stuck: a
+// NIC whose write goes on in the helper is reported in progress, one stuck
+// in our own process failed, naming the call.
 func Apply(ctx context.Context, cfg Config, nics []cmdline.NIC) []Report {
 	return run(ctx, cfg, nics, modeApply)
 }
