@@ -7,9 +7,10 @@ import (
 	"strings"
 )
 
-// The initramfs run leaves the bus ids it found absent after its settle in
-// Config.AbsentFile; the real root's run reads them, and a device still
-// absent there is reported at once: the boot pays for a wrong devno once.
+// A run over the whole list (the initramfs's) leaves the bus ids it found
+// absent after its settle in Config.AbsentFile; the next run (the real
+// root's unit) reads them, and a device still absent then is reported at
+// once: the boot pays for a wrong devno once.
 
 func readAbsent(file string) map[string]bool {
 	if file == "" {

@@ -18,8 +18,8 @@ import (
 // another.
 func plan(ctx context.Context, cfg *Config, ws []*worker) {
 	sys := ccw.Sys{FS: trackedFS{enterAll(ws), cfg.FS}}
-	// Only devices cio_ignore lists are freed (and settled for): an absent
-	// device that is not ignored is only waited for.
+	// Only devices cio_ignore lists are freed; one settle covers every
+	// absent device, freed or not, after which its absence is final.
 	ignored, listErr := sys.IgnoreList()
 	onList := func(ids ...string) bool {
 		return listErr != nil || slices.ContainsFunc(ids, ignored.Contains)
@@ -38,9 +38,9 @@ func plan(ctx context.Context, cfg *Config, ws []*worker) {
 			w.freed = slices.Contains(ignoredAbsent, w.busID())
 		}
 	}
-	// A device absent but not ignored: one settle for all of them, so that
-	// the channel subsystem's first scan is over and their absence final.
-	if len(absent) > len(ignoredAbsent) {
+	// A device absent but not ignored, and no settle yet: one for all of
+	// them, so that the channel subsystem's first scan is over.
+	if len(absent) > len(ignoredAbsent) && ws[0].settledAt.IsZero() {
 		settleOnce(ctx, cfg, ws)
 	}
 	// Absent in the initramfs after its settle, and still: final at once.
