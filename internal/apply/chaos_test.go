@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -116,7 +117,7 @@ func TestChaosSeed(t *testing.T) {
 	})
 }
 
-// A seed replays: run twice, it makes the same kernel writes in the same
+// A seed replays: run three times, it makes the same kernel writes in the same
 // order and ends with the same reports. Not under -race, which shuffles
 // the scheduler on purpose: make unit runs the chaos tests once more
 // without it.
@@ -128,13 +129,22 @@ func TestChaosReplays(t *testing.T) {
 	if err := kernelmodel.WriteModulesTree(root, release); err != nil {
 		t.Fatal(err)
 	}
+	// The runs differ in what the Go scheduler may choose: one or all
+	// CPUs for the bubble's goroutines (the test runs alone: it is not
+	// parallel, so the process-wide setting touches no other test).
+	procs := []int{runtime.GOMAXPROCS(0), 1, max(4, runtime.GOMAXPROCS(0))}
+	defer runtime.GOMAXPROCS(procs[0])
 	for seed := uint64(1); seed <= 40; seed++ {
-		var traces [2]string
-		for i := range traces {
+		traces := make([]string, len(procs))
+		for i, n := range procs {
+			runtime.GOMAXPROCS(n)
 			synctest.Test(t, func(t *testing.T) { traces[i] = chaosRun(root, seed).trace })
 		}
-		if traces[0] != traces[1] {
-			t.Errorf("seed %d ran two ways:\n--- first\n%s\n--- second\n%s", seed, traces[0], traces[1])
+		for i := 1; i < len(traces); i++ {
+			if traces[i] != traces[0] {
+				t.Errorf("seed %d ran two ways:\n--- GOMAXPROCS=%d\n%s\n--- GOMAXPROCS=%d\n%s", seed, procs[0], traces[0], procs[i], traces[i])
+				break
+			}
 		}
 	}
 }
@@ -313,7 +323,7 @@ func chaosRun(modRoot string, seed uint64) chaosResult {
 		}
 	}
 	counter.mu.Lock()
-	res := chaosResult{stats: counter.st, trace: fmt.Sprintf("writes %q\nreports %+v\nsecond %+v", m.Writes(), first, second)}
+	res := chaosResult{stats: counter.st, trace: fmt.Sprintf("turns\n\t%s\nwrites %q\nreports %+v\nsecond %+v", strings.Join(m.Sched.Picks(), "\n\t"), m.Writes(), first, second)}
 	counter.mu.Unlock()
 	if len(problems) > 0 {
 		res.problem = fmt.Sprintf("NICs %+v\n%s", nics, strings.Join(problems, "\n"))

@@ -1,9 +1,11 @@
 package kernelmodel
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing/synctest"
 
@@ -26,19 +28,18 @@ import (
 // choices reach the model only through a turn, which is where the order is
 // fixed.
 type Scheduler struct {
-	rng      *rand.Rand
-	mu       sync.Mutex
-	waiting  []*turn
-	arrivals uint64
-	done     bool          // stopped: turns go on at once
-	arrived  chan struct{} // a goroutine is waiting at a turn
-	stop     chan struct{}
-	stopped  chan struct{}
+	rng     *rand.Rand
+	mu      sync.Mutex
+	waiting []*turn
+	picks   []string      // every turn let go, in order, with its rivals
+	done    bool          // stopped: turns go on at once
+	arrived chan struct{} // a goroutine is waiting at a turn
+	stop    chan struct{}
+	stopped chan struct{}
 }
 
 type turn struct {
 	what    string
-	seq     uint64 // arrival order, for equal whats
 	release chan struct{}
 }
 
@@ -68,8 +69,7 @@ func (s *Scheduler) wait(what string) {
 		s.mu.Unlock()
 		return
 	}
-	s.arrivals++
-	t := &turn{what: what, seq: s.arrivals, release: make(chan struct{})}
+	t := &turn{what: what, release: make(chan struct{})}
 	s.waiting = append(s.waiting, t)
 	s.mu.Unlock()
 	select {
@@ -97,22 +97,40 @@ func (s *Scheduler) run() {
 				s.mu.Unlock()
 				break
 			}
-			slices.SortFunc(s.waiting, func(a, b *turn) int {
-				if a.what != b.what {
-					if a.what < b.what {
-						return -1
-					}
-					return 1
-				}
-				return int(a.seq) - int(b.seq)
-			})
+			slices.SortStableFunc(s.waiting, func(a, b *turn) int { return strings.Compare(a.what, b.what) })
+			// Turns that do the very same thing as the same actor (two
+			// workers of one apply reading the same file) go together:
+			// their arrival order is the Go scheduler's, not the seed's,
+			// and letting one of them go first would make the interleaving
+			// depend on it. Together, they meet the same kernel state.
 			i := s.rng.IntN(len(s.waiting))
-			t := s.waiting[i]
-			s.waiting = slices.Delete(s.waiting, i, i+1)
+			what := s.waiting[i].what
+			whats := make([]string, len(s.waiting))
+			for j, w := range s.waiting {
+				whats[j] = w.what
+			}
+			s.picks = append(s.picks, fmt.Sprintf("%s  (of %q)", what, whats))
+			var same []*turn
+			s.waiting = slices.DeleteFunc(s.waiting, func(t *turn) bool {
+				if t.what == what {
+					same = append(same, t)
+					return true
+				}
+				return false
+			})
 			s.mu.Unlock()
-			close(t.release)
+			for _, t := range same {
+				close(t.release)
+			}
 		}
 	}
+}
+
+// Picks returns the turns let go so far, in order: a replay's trace.
+func (s *Scheduler) Picks() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.picks)
 }
 
 func (s *Scheduler) releaseAll() {

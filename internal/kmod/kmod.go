@@ -49,6 +49,7 @@ type Loader struct {
 	tree    *depTree
 	treeErr error
 	ok      map[string]bool          // module files loaded or found live: only successes are kept
+	ours    map[string]bool          // modules our finit_module loaded, by name
 	loading map[string]chan struct{} // closed when that load ends
 	builtin map[string]bool          // modules.builtin, read once
 	noTree  bool                     // no modules.dep: a kernel without loadable modules
@@ -66,11 +67,20 @@ const (
 // else is loading at the same moment (udev's coldplug by modalias) makes
 // finit_module wait for it and answer EEXIST: that is success here, but
 // not ours. Whether the module's driver is usable is for the caller to
-// read in sysfs. It reports the modules it loaded itself. A failure is not
-// remembered: the next call tries again.
+// read in sysfs. It reports the modules among names that this loader
+// loaded, in this call or for an earlier caller: which of several workers
+// asking at once makes the call is chance, what was loaded for each is not.
+// A failure is not remembered: the next call tries again.
 func (l *Loader) Load(names ...string) (loaded []string, err error) {
 	for _, name := range names {
-		if l.moduleLive(name) || l.isBuiltin(name) {
+		// Live first, then ours: a load of ours that made it live in
+		// between is then seen (or waited for) by loadedByUs.
+		live := l.moduleLive(name)
+		if l.loadedByUs(name) {
+			loaded = append(loaded, name)
+			continue
+		}
+		if live || l.isBuiltin(name) {
 			continue
 		}
 		files, err := l.files(name)
@@ -116,8 +126,9 @@ func (l *Loader) loadFile(file string) (ours bool, err error) {
 	for {
 		l.mu.Lock()
 		if l.ok[file] {
+			ours = l.ours[name]
 			l.mu.Unlock()
-			return false, nil
+			return ours, nil
 		}
 		if ch := l.loading[file]; ch != nil {
 			l.mu.Unlock()
@@ -126,7 +137,7 @@ func (l *Loader) loadFile(file string) (ours bool, err error) {
 		}
 		ch := make(chan struct{})
 		if l.loading == nil {
-			l.loading, l.ok = map[string]chan struct{}{}, map[string]bool{}
+			l.loading, l.ok, l.ours = map[string]chan struct{}{}, map[string]bool{}, map[string]bool{}
 		}
 		l.loading[file] = ch
 		l.mu.Unlock()
@@ -137,6 +148,7 @@ func (l *Loader) loadFile(file string) (ours bool, err error) {
 		delete(l.loading, file)
 		if err == nil {
 			l.ok[file] = true
+			l.ours[name] = ours
 		}
 		close(ch)
 		l.mu.Unlock()
@@ -175,6 +187,29 @@ func (l *Loader) insmod(file string) error {
 		return l.Insmod(file)
 	}
 	return finit(file)
+}
+
+// loadedByUs tells whether this loader loaded the module (in this call or
+// an earlier one): every caller that needs it then reports it, whichever
+// of them happened to make the finit_module call.
+// A load of it that another caller is making is waited for: the module
+// may be live in sysfs before that caller has noted it as ours.
+func (l *Loader) loadedByUs(name string) bool {
+	for {
+		l.mu.Lock()
+		ours := l.ours[name]
+		var going chan struct{}
+		for file, ch := range l.loading {
+			if moduleName(file) == name {
+				going = ch
+			}
+		}
+		l.mu.Unlock()
+		if ours || going == nil {
+			return ours
+		}
+		<-going
+	}
 }
 
 // depTree is modules.dep, read once: for each module name, its file and
