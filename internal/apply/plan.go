@@ -18,6 +18,7 @@ import (
 // another.
 func plan(ctx context.Context, cfg *Config, ws []*worker) {
 	sys := ccw.Sys{FS: trackedFS{enterAll(ws), cfg.FS}}
+	startWriter(cfg, sys, ws)
 	// Only devices cio_ignore lists are freed; one settle covers every
 	// absent device, freed or not, after which its absence is final.
 	ignored, listErr := sys.IgnoreList()
@@ -98,6 +99,28 @@ func freeAll(ctx context.Context, cfg *Config, sys ccw.Sys, specs []string, ws [
 	}
 	settleOnce(ctx, cfg, ws)
 	return true
+}
+
+// startWriter starts the blocking-write helper now, if the Writer has one
+// and a NIC's device is not online (so writes will come: a settle, a group,
+// an online), so that the process's start overlaps the frees and the
+// module loads instead of delaying the first write. A NIC already online
+// costs no process.
+func startWriter(cfg *Config, sys ccw.Sys, ws []*worker) {
+	s, ok := cfg.Slow.(interface{ Start() error })
+	if !ok {
+		return
+	}
+	for _, w := range ws {
+		if b, err := sys.FS.ReadFile(ccw.DevicePath(w.busID()) + "/online"); err != nil || strings.TrimSpace(string(b)) != "1" {
+			go func() {
+				if err := s.Start(); err != nil {
+					cfg.Log.Debugf("start the write helper early: %v", err)
+				}
+			}()
+			return
+		}
+	}
 }
 
 // settleOnce writes cio_settle and, when it worked, marks the time on every

@@ -13,7 +13,7 @@ import (
 )
 
 // System is apply's view of the machine below root: the real one for "/"
-// (kernel events, finit_module, netlink, blocking writes in a helper
+// (kernel events, finit_module, netlink, blocking writes in one helper
 // process, which execs argv0 with exe), or a tree of files below another
 // root (tests): polling only, writes in-process. Close releases what it
 // opened.
@@ -21,6 +21,7 @@ type System struct {
 	Config
 	links  *link.Lazy
 	events uevent.Source
+	writer *detach.Writer
 }
 
 // NewSystem wires Config for the machine below root. Devices found absent
@@ -45,16 +46,21 @@ func NewSystem(root string, log *logging.Logger) *System {
 		log.Debugf("no kernel events (%v): polling", err)
 	}
 	if exe, err := os.Executable(); err == nil {
-		s.Slow = detach.Writer{Exe: exe, Argv0: "dpm-netconf", Root: root}
+		s.writer = &detach.Writer{Exe: exe, Argv0: "dpm-netconf", Root: root}
+		s.Slow = s.writer
 	} else {
 		log.Debugf("no path to this binary (%v): blocking writes run in-process", err)
 	}
 	return s
 }
 
-// Close releases the netlink socket and the event listener.
+// Close releases the netlink socket and the event listener, and lets the
+// write helper end once its writes are done.
 func (s *System) Close() {
 	s.links.Close()
+	if s.writer != nil {
+		s.writer.Close()
+	}
 	if s.events != nil {
 		s.events.Close()
 	}

@@ -1,6 +1,6 @@
-// Package detach runs a kernel write that can block for long (a qeth
+// Package detach runs the kernel writes that can block for long (a qeth
 // online: seconds on a real OSA, more when the adapter's IDX activation is
-// slow) in a helper process that outlives dpm-netconf.
+// slow; a group; cio_settle) in a helper process that outlives dpm-netconf.
 //
 // Why a process and not a goroutine: ccw_device_set_online waits
 // uninterruptibly, so a goroutine stuck in write(2) would hold our exit
@@ -8,12 +8,23 @@
 // interruptible waits inside the online and aborts it. A child in its own
 // session is neither waited for nor killed by our exit: the caller (dracut
 // hook, unit, uinit) regains control at the deadline and the online
-// finishes. The child reports its outcome over a pipe while we wait, and
-// to the kernel log if we have gone.
+// finishes.
+//
+// Why one process per run: starting a static Go binary costs more than the
+// write itself on a slow machine (measured on Hyperion: one process per
+// write doubled a NIC's time). The helper is started once, on the first
+// write or earlier by Start (while the modules load), and runs every write
+// it is sent concurrently, each in its own goroutine (a write blocked in
+// the kernel holds only its thread). It answers each over a pipe while we
+// wait; an answer nobody waits for any more, and every answer after we
+// have gone, goes to the kernel log. When we close the request pipe (Close,
+// or our exit), it finishes the writes it has and ends.
 package detach
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +33,8 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -34,54 +47,218 @@ import (
 // Command is the hidden subcommand the helper process runs.
 const Command = "__write"
 
-// Writer starts one helper process per write.
+// Writer sends blocking writes to one helper process per run. Its zero
+// value is not usable: set Exe, Argv0 and Root. It is safe for concurrent
+// use; Close ends it.
 type Writer struct {
 	// Exe is the binary to run (os.Executable()); Argv0 its name for
 	// busybox-style dispatch (u-root's bb).
 	Exe, Argv0 string
-	// Root is passed on for the helper's kernel log (<Root>/dev/kmsg).
+	// Root is passed on for the kernel log (<Root>/dev/kmsg).
 	Root string
+
+	mu     sync.Mutex
+	helper *helper // nil until started, or after the last one ended
+	nextID uint64
+	closed bool
+	starts int // helper processes started, for tests
+}
+
+// request and response are the pipe protocol: one JSON object per line.
+type request struct {
+	ID    uint64 `json:"id"`
+	File  string `json:"file"`
+	Value string `json:"value"`
+}
+
+type response struct {
+	ID     uint64 `json:"id"`
+	Answer string `json:"answer"` // "ok", "errno N" or "error TEXT"
+	Took   string `json:"took"`
+}
+
+// helper is one running helper process as the caller sees it.
+type helper struct {
+	requests *os.File // our end of its request pipe
+	enc      *json.Encoder
+	encMu    sync.Mutex
+	mu       sync.Mutex
+	waiting  map[uint64]*pending // writes sent and not answered yet
+	ended    chan struct{}       // closed when its answer pipe is at EOF
+	pid      int
+}
+
+// pending is a write sent to the helper. Its answer goes to answer (room
+// for one: the reader never blocks), or to the kernel log once the writer
+// has stopped waiting (abandoned).
+type pending struct {
+	file, value string
+	answer      chan string
+	abandoned   bool
 }
 
 // OutlivesCaller: the helper process finishes the write after we exit.
-func (Writer) OutlivesCaller() bool { return true }
+func (*Writer) OutlivesCaller() bool { return true }
 
-// Write writes value to file in a helper process and waits for its answer
-// until ctx ends; then it returns ctx's error and the helper goes on.
-func (w Writer) Write(ctx context.Context, file, value string) error {
-	if err := ctx.Err(); err != nil {
-		return err
+// Start starts the helper process unless it runs: a caller that knows it
+// will write soon starts it early, so that its start overlaps other work.
+func (w *Writer) Start() error {
+	_, err := w.running()
+	return err
+}
+
+// running returns the helper, started if need be.
+func (w *Writer) running() (*helper, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil, errors.New("the write helper is closed")
 	}
-	r, pw, err := os.Pipe()
+	if w.helper != nil {
+		select {
+		case <-w.helper.ended:
+			w.helper = nil // it died (killed?): a new one takes the next writes
+		default:
+			return w.helper, nil
+		}
+	}
+	h, err := w.start()
 	if err != nil {
-		return fmt.Errorf("pipe for the write helper: %w", err)
+		return nil, err
 	}
-	defer r.Close()
+	w.helper = h
+	return h, nil
+}
+
+func (w *Writer) start() (*helper, error) {
+	reqR, reqW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("pipe for the write helper: %w", err)
+	}
+	ansR, ansW, err := os.Pipe()
+	if err != nil {
+		reqR.Close()
+		reqW.Close()
+		return nil, fmt.Errorf("pipe for the write helper: %w", err)
+	}
 	cmd := &exec.Cmd{
 		Path:       w.Exe,
-		Args:       []string{w.Argv0, Command, w.Root, file, value},
-		ExtraFiles: []*os.File{pw}, // fd 3
+		Args:       []string{w.Argv0, Command, w.Root},
+		ExtraFiles: []*os.File{reqR, ansW}, // fd 3, fd 4
 		// Its own session: no signal to our process group reaches it.
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
 	err = cmd.Start()
-	pw.Close()
+	reqR.Close()
+	ansW.Close()
 	if err != nil {
-		return fmt.Errorf("start the write helper %s: %w", w.Exe, err)
+		reqW.Close()
+		ansR.Close()
+		return nil, fmt.Errorf("start the write helper %s: %w", w.Exe, err)
 	}
-	answer := make(chan string, 1)
-	go func() {
-		b, _ := io.ReadAll(io.LimitReader(r, 256))
-		answer <- string(b)
-	}()
+	h := &helper{requests: reqW, enc: json.NewEncoder(reqW), waiting: map[uint64]*pending{}, ended: make(chan struct{}), pid: cmd.Process.Pid}
+	w.starts++
+	go h.readAnswers(ansR, w.Root)
+	// Reaped if it ends while we are still here; never waited for.
+	go func() { _ = cmd.Wait() }()
+	return h, nil
+}
+
+// readAnswers hands each answer to its waiter; one that nobody waits for
+// any more (the deadline passed) goes to the kernel log, as the helper's
+// own would after our exit. At EOF (the helper ended), every waiter gets
+// "ended without an answer".
+func (h *helper) readAnswers(r *os.File, root string) {
+	defer r.Close()
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		var resp response
+		if json.Unmarshal(sc.Bytes(), &resp) != nil {
+			continue
+		}
+		h.mu.Lock()
+		p, ok := h.waiting[resp.ID]
+		delete(h.waiting, resp.ID)
+		h.mu.Unlock()
+		switch {
+		case !ok:
+		case p.abandoned:
+			logLate(root, p.file, p.value, resp.Took, decode(resp.Answer))
+		default:
+			p.answer <- resp.Answer
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	close(h.ended)
+	for id, p := range h.waiting {
+		delete(h.waiting, id)
+		if !p.abandoned {
+			p.answer <- ""
+		}
+	}
+}
+
+// Write writes value to file in the helper process and waits for its
+// answer until ctx ends; then it returns ctx's error and the helper goes
+// on.
+func (w *Writer) Write(ctx context.Context, file, value string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	h, err := w.running()
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.nextID++
+	id := w.nextID
+	w.mu.Unlock()
+	p := &pending{file: file, value: value, answer: make(chan string, 1)}
+	h.mu.Lock()
 	select {
-	case a := <-answer:
-		_ = cmd.Wait()
+	case <-h.ended:
+		h.mu.Unlock()
+		return errors.New("the write helper ended without an answer")
+	default:
+	}
+	h.waiting[id] = p
+	h.mu.Unlock()
+	h.encMu.Lock()
+	err = h.enc.Encode(request{ID: id, File: file, Value: value})
+	h.encMu.Unlock()
+	if err != nil {
+		h.mu.Lock()
+		delete(h.waiting, id)
+		h.mu.Unlock()
+		return fmt.Errorf("send a write to the helper: %w", err)
+	}
+	select {
+	case a := <-p.answer:
 		return decode(a)
 	case <-ctx.Done():
-		// Reap it if it ends while we are still here; never wait for it.
-		go func() { _ = cmd.Wait() }()
-		return ctx.Err()
+		h.mu.Lock()
+		_, still := h.waiting[id]
+		if still {
+			p.abandoned = true // read by readAnswers after it takes p out
+		}
+		h.mu.Unlock()
+		if still {
+			return ctx.Err() // the helper goes on; its answer goes to the kernel log
+		}
+		return decode(<-p.answer) // it has just come: the kernel's answer wins
+	}
+}
+
+// Close closes the request pipe: the helper finishes the writes it has,
+// logs the outcome of those nobody waits for, and ends. Writes after Close
+// fail.
+func (w *Writer) Close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.closed = true
+	if w.helper != nil {
+		w.helper.requests.Close()
 	}
 }
 
@@ -105,47 +282,89 @@ func decode(a string) error {
 	return fmt.Errorf("the write helper answered %q", a)
 }
 
-// Child is the helper's side: args are Root, file, value. It writes,
-// answers on fd 3, and logs the outcome to the kernel log when nobody
-// reads the answer any more. Its exit status is 0 when the write worked.
-func Child(args []string) int {
-	if len(args) != 3 {
-		fmt.Fprintf(os.Stderr, "dpm-netconf %s: want ROOT FILE VALUE, got %q\n", Command, args)
-		return 2
-	}
-	root, file, value := args[0], args[1], args[2]
-	// Finish the write whatever happens to the caller: a stop of its unit,
-	// a hang-up of its session. (SIGKILL still ends it: nothing can help
-	// that, and systemd sends it only at shutdown.)
-	signal.Ignore(syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT)
-	start := time.Now()
-	err := write(file, value)
-	answer := "ok"
+func encode(err error) string {
 	var e unix.Errno
 	switch {
 	case errors.As(err, &e):
-		answer = "errno " + strconv.Itoa(int(e))
+		return "errno " + strconv.Itoa(int(e))
 	case err != nil:
-		answer = "error " + err.Error()
+		return "error " + err.Error()
 	}
-	out := os.NewFile(3, "answer")
-	_, werr := io.WriteString(out, answer)
-	if werr != nil {
-		// The caller's deadline has passed and it has gone: the kernel log
-		// is the only place this outcome can be seen.
-		log := logging.New(logging.Options{Root: root, Tag: "write"})
-		outcome := "ok"
-		if err != nil {
-			outcome = errno.Words(err)
-		}
-		line := fmt.Sprintf("write %q to %s finished after %s, after dpm-netconf's deadline: %s", value, file, time.Since(start).Round(time.Millisecond), outcome)
-		if err != nil {
-			log.Errorf("%s", line)
-		} else {
-			log.Infof("%s", line)
-		}
-	}
+	return "ok"
+}
+
+// logLate puts the outcome of a write that finished after the caller's
+// deadline into the kernel log: nobody else will see it.
+func logLate(root, file, value, took string, err error) {
+	log := logging.New(logging.Options{Root: root, Tag: "write"})
+	outcome := "ok"
 	if err != nil {
+		outcome = errno.Words(err)
+	}
+	line := fmt.Sprintf("write %q to %s finished after %s, after dpm-netconf's deadline: %s", value, file, took, outcome)
+	if err != nil {
+		log.Errorf("%s", line)
+	} else {
+		log.Infof("%s", line)
+	}
+}
+
+// Child is the helper's side: args are Root. It reads requests on fd 3,
+// runs each write at once in its own goroutine, and answers on fd 4; an
+// answer it cannot give (the caller has gone) goes to the kernel log. At
+// the end of the requests it waits for its writes and ends; its exit status
+// is 0 when every write worked.
+func Child(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintf(os.Stderr, "dpm-netconf %s: want ROOT, got %q\n", Command, args)
+		return 2
+	}
+	root := args[0]
+	// Finish the writes whatever happens to the caller: a stop of its unit,
+	// a hang-up of its session. (SIGKILL still ends it: nothing can help
+	// that, and systemd sends it only at shutdown.)
+	signal.Ignore(syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT)
+	in, out := os.NewFile(3, "requests"), os.NewFile(4, "answers")
+	if in == nil || out == nil {
+		fmt.Fprintf(os.Stderr, "dpm-netconf %s: no request and answer pipes (fd 3, 4)\n", Command)
+		return 2
+	}
+	var (
+		wg     sync.WaitGroup
+		outMu  sync.Mutex
+		enc    = json.NewEncoder(out)
+		failed atomic.Bool
+	)
+	dec := json.NewDecoder(in)
+	for {
+		var req request
+		if err := dec.Decode(&req); err != nil {
+			if !errors.Is(err, io.EOF) {
+				fmt.Fprintf(os.Stderr, "dpm-netconf %s: read a request: %v\n", Command, err)
+			}
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			err := write(req.File, req.Value)
+			took := time.Since(start).Round(time.Millisecond).String()
+			outMu.Lock()
+			werr := enc.Encode(response{ID: req.ID, Answer: encode(err), Took: took})
+			outMu.Unlock()
+			if werr != nil {
+				// The caller has gone: the kernel log is the only place
+				// this outcome can be seen.
+				logLate(root, req.File, req.Value, took, err)
+			}
+			if err != nil {
+				failed.Store(true)
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() {
 		return 1
 	}
 	return 0
