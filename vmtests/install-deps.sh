@@ -70,6 +70,8 @@ check() {
   return $bad
 }
 
+# apt's and dpkg's output is shown only when they fail.
+quietly() { local out; out=$("$@" 2>&1) || { printf '%s\n' "$out" >&2; return 1; }; }
 record() { mkdir -p "$STATE" && echo "$2" >> "$STATE/$1"; }
 
 install() {
@@ -79,14 +81,14 @@ install() {
     echo "deps: adding dpkg architecture s390x" >&2
     dpkg --add-architecture s390x
     record arch s390x
-    apt-get update -qq >&2
+    quietly apt-get update
   fi
   if [ ${#pkgs[@]} -gt 0 ]; then
     echo "deps: installing ${pkgs[*]}" >&2
-    apt-get update -qq >&2
+    quietly apt-get update
     # Packages that were there before are not ours to remove later.
     for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || record packages "$p"; done
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+    quietly env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${pkgs[@]}"
   fi
   # A new machine has binfmt_misc unmounted and no qemu-s390x entry; the
   # binfmt-support service that would register it does not run in a
