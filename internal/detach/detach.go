@@ -24,7 +24,6 @@ package detach
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -64,24 +63,50 @@ type Writer struct {
 	starts int // helper processes started, for tests
 }
 
-// request and response are the pipe protocol: one JSON object per line.
+// request and response are the pipe protocol, one line each: the id, then
+// Go-quoted strings ("1 \"/sys/.../online\" \"1\"").
 type request struct {
-	ID    uint64 `json:"id"`
-	File  string `json:"file"`
-	Value string `json:"value"`
+	ID          uint64
+	File, Value string
 }
 
 type response struct {
-	ID     uint64 `json:"id"`
-	Answer string `json:"answer"` // "ok", "errno N" or "error TEXT"
-	Took   string `json:"took"`
+	ID     uint64
+	Answer string // "ok", "errno N" or "error TEXT"
+	Took   string
+}
+
+func (r request) line() string {
+	return fmt.Sprintf("%d %s %s\n", r.ID, strconv.Quote(r.File), strconv.Quote(r.Value))
+}
+
+func (r response) line() string {
+	return fmt.Sprintf("%d %s %s\n", r.ID, strconv.Quote(r.Answer), strconv.Quote(r.Took))
+}
+
+// parseLine reads "ID QUOTED QUOTED". A line whose id reads but whose
+// strings do not still gives the id, so that its request can be answered.
+func parseLine(line string) (id uint64, a, b string, err error) {
+	head, rest, _ := strings.Cut(line, " ")
+	if id, err = strconv.ParseUint(head, 10, 64); err != nil {
+		return 0, "", "", fmt.Errorf("bad line %q", line)
+	}
+	fields := make([]string, 2)
+	for i := range fields {
+		q, err := strconv.QuotedPrefix(rest)
+		if err != nil {
+			return id, "", "", fmt.Errorf("bad line %q", line)
+		}
+		fields[i], _ = strconv.Unquote(q)
+		rest = strings.TrimPrefix(rest[len(q):], " ")
+	}
+	return id, fields[0], fields[1], nil
 }
 
 // helper is one running helper process as the caller sees it.
 type helper struct {
-	requests *os.File // our end of its request pipe
-	enc      *json.Encoder
-	encMu    sync.Mutex
+	requests *os.File   // our end of its request pipe
+	encMu    sync.Mutex // one request line at a time
 	mu       sync.Mutex
 	waiting  map[uint64]*pending // writes sent and not answered yet
 	ended    chan struct{}       // closed when its answer pipe is at EOF
@@ -156,7 +181,7 @@ func (w *Writer) start() (*helper, error) {
 		ansR.Close()
 		return nil, fmt.Errorf("start the write helper %s: %w", w.Exe, err)
 	}
-	h := &helper{requests: reqW, enc: json.NewEncoder(reqW), waiting: map[uint64]*pending{}, ended: make(chan struct{}), pid: cmd.Process.Pid}
+	h := &helper{requests: reqW, waiting: map[uint64]*pending{}, ended: make(chan struct{}), pid: cmd.Process.Pid}
 	w.starts++
 	go h.readAnswers(ansR, w.Root)
 	// Reaped if it ends while we are still here; never waited for.
@@ -172,10 +197,11 @@ func (h *helper) readAnswers(r *os.File, root string) {
 	defer r.Close()
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
-		var resp response
-		if json.Unmarshal(sc.Bytes(), &resp) != nil {
+		id, answer, took, err := parseLine(sc.Text())
+		if err != nil {
 			continue
 		}
+		resp := response{ID: id, Answer: answer, Took: took}
 		h.mu.Lock()
 		p, ok := h.waiting[resp.ID]
 		delete(h.waiting, resp.ID)
@@ -225,7 +251,7 @@ func (w *Writer) Write(ctx context.Context, file, value string) error {
 	h.waiting[id] = p
 	h.mu.Unlock()
 	h.encMu.Lock()
-	err = h.enc.Encode(request{ID: id, File: file, Value: value})
+	_, err = io.WriteString(h.requests, request{ID: id, File: file, Value: value}.line())
 	h.encMu.Unlock()
 	if err != nil {
 		h.mu.Lock()
@@ -324,26 +350,30 @@ func Child(args []string) int {
 	// a hang-up of its session. (SIGKILL still ends it: nothing can help
 	// that, and systemd sends it only at shutdown.)
 	signal.Ignore(syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT)
-	in, out := os.NewFile(3, "requests"), os.NewFile(4, "answers")
-	if in == nil || out == nil {
-		fmt.Fprintf(os.Stderr, "dpm-netconf %s: no request and answer pipes (fd 3, 4)\n", Command)
-		return 2
+	for fd := 3; fd <= 4; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			fmt.Fprintf(os.Stderr, "dpm-netconf %s: no request and answer pipes (fd 3, 4): %v\n", Command, err)
+			return 2
+		}
 	}
+	in, out := os.NewFile(3, "requests"), os.NewFile(4, "answers")
 	var (
 		wg     sync.WaitGroup
 		outMu  sync.Mutex
-		enc    = json.NewEncoder(out)
 		failed atomic.Bool
 	)
-	dec := json.NewDecoder(in)
-	for {
-		var req request
-		if err := dec.Decode(&req); err != nil {
-			if !errors.Is(err, io.EOF) {
-				fmt.Fprintf(os.Stderr, "dpm-netconf %s: read a request: %v\n", Command, err)
-			}
-			break
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		id, file, value, err := parseLine(sc.Text())
+		if err != nil {
+			// Never from our caller; answered all the same, so that
+			// nobody waits for it.
+			outMu.Lock()
+			_, _ = io.WriteString(out, response{ID: id, Answer: encode(err), Took: "0s"}.line())
+			outMu.Unlock()
+			continue
 		}
+		req := request{ID: id, File: file, Value: value}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -351,7 +381,7 @@ func Child(args []string) int {
 			err := write(req.File, req.Value)
 			took := time.Since(start).Round(time.Millisecond).String()
 			outMu.Lock()
-			werr := enc.Encode(response{ID: req.ID, Answer: encode(err), Took: took})
+			_, werr := io.WriteString(out, response{ID: req.ID, Answer: encode(err), Took: took}.line())
 			outMu.Unlock()
 			if werr != nil {
 				// The caller has gone: the kernel log is the only place

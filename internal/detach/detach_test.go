@@ -284,3 +284,30 @@ func TestDecode(t *testing.T) {
 		}
 	}
 }
+
+func TestLineRoundTrip(t *testing.T) {
+	for _, r := range []request{
+		{1, "/sys/bus/ccwgroup/devices/0.0.0600/online", "1"},
+		{2, "/sys/bus/ccwgroup/drivers/qeth/group", "0.0.0600,0.0.0601,0.0.0602"},
+		{3, "/a b/\"quoted\"", "tab\tnew\nline \\ back"},
+		{18446744073709551615, "", ""},
+	} {
+		line := r.line()
+		if strings.Count(line, "\n") != 1 || !strings.HasSuffix(line, "\n") {
+			t.Errorf("%+v: not one line: %q", r, line)
+		}
+		id, file, value, err := parseLine(strings.TrimSuffix(line, "\n"))
+		if err != nil || (request{id, file, value}) != r {
+			t.Errorf("parseLine(%q) = %d %q %q %v, want %+v", line, id, file, value, err, r)
+		}
+	}
+	for _, bad := range []string{"", "x \"a\" \"b\"", "7 a b", "7 \"a\"", "7 \"a\" b"} {
+		id, _, _, err := parseLine(bad)
+		if err == nil {
+			t.Errorf("parseLine(%q) took it", bad)
+		}
+		if strings.HasPrefix(bad, "7") && id != 7 {
+			t.Errorf("parseLine(%q): id %d, want 7 (to answer it)", bad, id)
+		}
+	}
+}
