@@ -64,7 +64,7 @@ help:
 	@echo "make test-s390x  unit tests cross-built for s390x, run under qemu-s390x-static (big-endian)"
 	@echo "make fuzz        fuzz the parsers (NIC list, durations, uevents, cio_ignore list) for FUZZTIME each (default 300000x: inputs)"
 	@echo "make lint        gofmt, go vet, staticcheck (both modules)"
-	@echo "make bench       the benchmarks in README's performance section"
+	@echo "make bench       the benchmarks in docs/performance.md"
 	@echo "make kernel      fetch Debian's current s390x kernel into $(CACHE)/kernel"
 	@echo "make uimage      the s390x u-root image with dpm-netconf as uinit (KERNEL=dir of an unpacked kernel)"
 	@echo "make vmtest      boot the image under qemu-system-s390x: the VM test scenarios"
@@ -141,7 +141,7 @@ package:
 	@rm -rf bin/pkg bin/*.deb bin/*.rpm && mkdir -p bin/pkg/docs
 	@printf -- '- semver: %s-1\n  date: %s\n  packager: DPM Guest Image Tools <dpm-guest-image-tools@users.noreply.github.com>\n  deb:\n    urgency: medium\n    distributions: [unstable]\n  changes:\n    - note: Built from %s.\n' \
 		'$(PKG_VERSION)' "$$(date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)" '$(VERSION)' > bin/pkg/docs/changelog.yml
-	@cp dist/package/copyright dist/package/lintian-overrides README.md LICENSE bin/pkg/docs/
+	@cp dist/package/copyright dist/package/lintian-overrides README.md LICENSE bin/pkg/docs/ && mkdir -p bin/pkg/docs/docs && cp docs/*.md bin/pkg/docs/docs/
 	@for a in $(PKG_ARCHES); do \
 		$(MAKE) -s install DESTDIR=$(CURDIR)/bin/pkg/$$a PREFIX=/usr INSTALL_ARCH=$$a VERSION=$(VERSION) || exit 1; \
 		rm -rf bin/pkg/man-$$a && mv bin/pkg/$$a/usr/share/man/man8 bin/pkg/man-$$a && rmdir bin/pkg/$$a/usr/share/man || exit 1; \
@@ -164,7 +164,7 @@ package-repro:
 	else echo "package-repro: two builds of one commit differ:"; diff "$$dir/a.sha256" "$$dir/b.sha256"; exit 1; fi
 
 # lintian and rpmlint (Debian's packages) on every package: errors fail;
-# README.md, "Packages", says which warnings remain and why.
+# docs/packaging.md says which warnings remain and why.
 package-lint: deps package
 	@for d in bin/*.deb; do echo "lintian $$d"; lintian --tag-display-limit 0 --fail-on error $$d 2>&1 | grep -v 'running with root privileges' ; [ $${PIPESTATUS[0]} -eq 0 ] || exit 1; done
 	@for p in bin/*.deb bin/*.rpm; do case $$p in (*.deb) l=$$(dpkg-deb -c $$p);; (*) l=$$(rpm -qlp $$p 2>/dev/null);; esac; \

@@ -2,7 +2,7 @@
 # dracut module: dpm-netconf configures, in the initramfs, the NICs that
 # OpenStack's DPM driver lists on the kernel command line, before udev's
 # coldplug, so that network root, dracut's network modules and udev's
-# naming see the final MACs. See README.md, "Installing in an image".
+# naming see the final MACs. See docs/design.md, "In a dracut initramfs".
 
 # Include it on s390x hosts (DPM partitions are IBM Z), elsewhere only when
 # asked for with --add dpm-netconf.
