@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/ccw"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/ccw/ccwtest"
 	cmdlinepkg "github.com/dpm-guest-image-tools/dpm-netconf/internal/cmdline"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/kernelmodel"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/kmod"
@@ -337,18 +338,18 @@ func chaosRun(modRoot string, seed uint64) chaosResult {
 func zdevLike(fs sysfs.FS, c *chaosNIC, layer2, port int) {
 	sys := ccw.Sys{FS: fs}
 	if !c.qeth {
-		_ = sys.Free(c.busID, c.busID)
+		_ = ccwtest.Free(fs, c.busID, c.busID)
 		_ = sysfs.WriteString(fs, ccw.DevicePath(c.busID)+"/online", "1")
 		return
 	}
-	_ = sys.Free(c.busID, offsetID(c.busID, 2))
+	_ = ccwtest.Free(fs, c.busID, offsetID(c.busID, 2))
 	for i := 0; i < 200 && !sys.QethRegistered(); i++ {
 		time.Sleep(50 * time.Microsecond) // zdev's rule fires when the driver is there
 	}
-	_ = sys.Group(c.busID, offsetID(c.busID, 1), offsetID(c.busID, 2))
-	_ = sys.SetAttr(c.busID, "layer2", strconv.Itoa(layer2))
-	_ = sys.SetAttr(c.busID, "portno", strconv.Itoa(port))
-	_ = sys.SetAttr(c.busID, "online", "1")
+	_ = ccwtest.Group(fs, c.busID, offsetID(c.busID, 1), offsetID(c.busID, 2))
+	_ = ccwtest.SetAttr(fs, c.busID, "layer2", strconv.Itoa(layer2))
+	_ = ccwtest.SetAttr(fs, c.busID, "portno", strconv.Itoa(port))
+	_ = ccwtest.SetAttr(fs, c.busID, "online", "1")
 }
 
 // chaosState is "" when the NIC is as the list wants, else what differs.

@@ -83,11 +83,6 @@ func (s Sys) CUType(busID string) (string, error) {
 	return sysfs.ReadString(s.FS, DevicePath(busID)+"/cutype")
 }
 
-// SetOnline sets a plain CCW device (virtio-ccw) online.
-func (s Sys) SetOnline(busID string) error {
-	return s.write("online", busID, DevicePath(busID)+"/online", "1")
-}
-
 // Grouped reports whether a ccwgroup device with this bus id exists.
 func (s Sys) Grouped(busID string) bool { return s.FS.Exists(GroupPath(busID)) }
 
@@ -95,30 +90,11 @@ func (s Sys) Grouped(busID string) bool { return s.FS.Exists(GroupPath(busID)) }
 // devices from.
 func (s Sys) HasCIOIgnore() bool { return s.FS.Exists(CIOIgnore) }
 
-// Free removes the bus ids from..to from the cio_ignore list and waits for
-// the channel subsystem to finish probing them. Freeing devices that are
-// not ignored is harmless.
-func (s Sys) Free(from, to string) error {
-	spec := from
-	if to != from {
-		spec += "-" + to
-	}
-	if err := s.write("free", spec, CIOIgnore, "free "+spec); err != nil {
-		return err
-	}
-	return s.Settle()
-}
-
 // Unignore removes a bus id or range ("0.0.0002-0.0.0003") from the
-// cio_ignore list without waiting for the probing (see Settle).
+// cio_ignore list without waiting for the probing (apply then writes
+// cio_settle through its write helper: it can block).
 func (s Sys) Unignore(spec string) error {
 	return s.write("free", spec, CIOIgnore, "free "+spec)
-}
-
-// Settle blocks until queued channel-subsystem work (probing freed devices)
-// is done, so a freed device is visible when it returns.
-func (s Sys) Settle() error {
-	return s.write("settle", "", CIOSettle, "1")
 }
 
 // Driver directories: a driver can be used once its directory exists
@@ -166,11 +142,6 @@ func (s Sys) GroupOf(busID string) string {
 	return path.Base(l)
 }
 
-// Group creates the qeth group device from its read, write and data devices.
-func (s Sys) Group(read, write, data string) error {
-	return s.write("group", read, QethGroup, read+","+write+","+data)
-}
-
 // Attr reads a qeth group attribute (layer2, portno, online, state, ...).
 func (s Sys) Attr(busID, attr string) (string, error) {
 	p := GroupPath(busID) + "/" + attr
@@ -179,11 +150,6 @@ func (s Sys) Attr(busID, attr string) (string, error) {
 		return "", fmt.Errorf("%s %s: read %s: %w", attr, busID, p, err)
 	}
 	return v, nil
-}
-
-// SetAttr writes a qeth group attribute.
-func (s Sys) SetAttr(busID, attr, value string) error {
-	return s.write(attr, busID, GroupPath(busID)+"/"+attr, value)
 }
 
 // Qeth is the state of a qeth group device that decides what apply does.

@@ -23,6 +23,7 @@ import (
 
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/apply"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/ccw"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/ccw/ccwtest"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/cmdline"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/kmod"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/link"
@@ -106,7 +107,7 @@ func TestModulesLoadWithoutModprobe(t *testing.T) {
 
 func TestGroupAbsentDevices(t *testing.T) {
 	inGuest(t)
-	err := sys.Group("0.0.0100", "0.0.0101", "0.0.0102")
+	err := ccwtest.Group(root, "0.0.0100", "0.0.0101", "0.0.0102")
 	want := `group 0.0.0100: write "0.0.0100,0.0.0101,0.0.0102" to /sys/bus/ccwgroup/drivers/qeth/group: EINVAL (invalid argument): a device of the triplet is missing, cio_ignored, already grouped or not an OSA device`
 	if !errors.Is(err, unix.EINVAL) || err.Error() != want {
 		t.Errorf("group of absent devices: %v\nwant %s", err, want)
@@ -118,7 +119,7 @@ func TestCIOIgnoreFreeAndSettle(t *testing.T) {
 	if _, err := sys.Device("0.0.0004"); !sysfs.IsNotExist(err) {
 		t.Fatalf("0.0.0004 should start cio_ignored: %v", err)
 	}
-	if err := sys.Free("0.0.0004", "0.0.0004"); err != nil {
+	if err := ccwtest.Free(root, "0.0.0004", "0.0.0004"); err != nil {
 		t.Fatal(err)
 	}
 	// Settle has waited for the probe: the device is there at once.
@@ -147,10 +148,10 @@ func TestCIOIgnoreFreeAndSettle(t *testing.T) {
 
 func TestGroupNonOSADevices(t *testing.T) {
 	inGuest(t)
-	if err := sys.Free("0.0.0001", "0.0.0003"); err != nil {
+	if err := ccwtest.Free(root, "0.0.0001", "0.0.0003"); err != nil {
 		t.Fatal(err)
 	}
-	err := sys.Group("0.0.0001", "0.0.0002", "0.0.0003")
+	err := ccwtest.Group(root, "0.0.0001", "0.0.0002", "0.0.0003")
 	want := `group 0.0.0001: write "0.0.0001,0.0.0002,0.0.0003" to /sys/bus/ccwgroup/drivers/qeth/group: EINVAL (invalid argument): a device of the triplet is missing, cio_ignored, already grouped or not an OSA device`
 	if !errors.Is(err, unix.EINVAL) || err.Error() != want {
 		t.Errorf("group of virtio devices: %v\nwant %s", err, want)
