@@ -47,6 +47,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,7 +101,7 @@ func main() {
 		return
 	}
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: dpmprobe report | run CMD... | mark NAME | waitpath present|gone PATH TIMEOUT | iploop IF=MAC... | script FILE | actor BUSID... | zdev BUSID... | race N BUSIDS|zdev:BUSIDS|- CMD...")
+		fmt.Fprintln(os.Stderr, "usage: dpmprobe report | run CMD... | plain BUSID PORT MAC | mark NAME | waitpath present|gone PATH TIMEOUT | iploop IF=MAC... | script FILE | actor BUSID... | zdev BUSID... | race N BUSIDS|zdev:BUSIDS|- CMD...")
 		os.Exit(2)
 	}
 	os.Exit(do(os.Args[1:]))
@@ -149,6 +150,8 @@ func do(args []string) int {
 			fmt.Println(err)
 		}
 		fmt.Printf("DPMRUN exit=%d ms=%.1f\n", code, ms)
+	case "plain":
+		return plain(args[1:])
 	case "iploop":
 		ip, err := exec.LookPath("ip")
 		if err != nil {
@@ -344,6 +347,56 @@ func zdev(busIDs []string) int {
 		write(group+"/portno", "0")
 		write(group+"/online", "1")
 	}
+	return 0
+}
+
+// plain configures one qeth NIC as a hand-written loop would: group,
+// layer2, portno, online by plain sysfs writes, then the MAC over
+// rtnetlink; no reads first, no retries, no helper process, no deadline.
+// TestOSATiming's baseline for apply (args: BUSID PORT MAC).
+func plain(args []string) int {
+	if len(args) != 3 {
+		fmt.Println("DPMPLAIN-ERROR usage: plain BUSID PORT MAC")
+		return 2
+	}
+	id, port := args[0], args[1]
+	mac, err := net.ParseMAC(args[2])
+	var css, ssid, devno uint32
+	if _, serr := fmt.Sscanf(id, "%x.%x.%x", &css, &ssid, &devno); serr != nil || err != nil {
+		fmt.Printf("DPMPLAIN-ERROR bus id %q or MAC %q\n", id, args[2])
+		return 2
+	}
+	start := time.Now()
+	group := "/sys/bus/ccwgroup/devices/" + id
+	for _, w := range [][2]string{
+		{"/sys/bus/ccwgroup/drivers/qeth/group", fmt.Sprintf("%s,%x.%x.%04x,%x.%x.%04x", id, css, ssid, devno+1, css, ssid, devno+2)},
+		{group + "/layer2", "1"},
+		{group + "/portno", port},
+		{group + "/online", "1"},
+	} {
+		if err := os.WriteFile(w[0], []byte(w[1]), 0); err != nil {
+			fmt.Printf("DPMPLAIN-ERROR write %q to %s: %v\n", w[1], w[0], err)
+			return 1
+		}
+	}
+	nets, _ := os.ReadDir(group + "/net")
+	if len(nets) != 1 {
+		fmt.Printf("DPMPLAIN-ERROR %s/net holds %d interfaces\n", group, len(nets))
+		return 1
+	}
+	ifi, err := net.InterfaceByName(nets[0].Name())
+	if err == nil {
+		var c *rtnetlink.Conn
+		if c, err = rtnetlink.Dial(nil); err == nil {
+			err = c.Link.Set(&rtnetlink.LinkMessage{Family: unix.AF_UNSPEC, Index: uint32(ifi.Index), Attributes: &rtnetlink.LinkAttributes{Address: mac}})
+			c.Close()
+		}
+	}
+	if err != nil {
+		fmt.Printf("DPMPLAIN-ERROR MAC of %s: %v\n", nets[0].Name(), err)
+		return 1
+	}
+	fmt.Printf("DPMPLAIN ms=%.1f\n", float64(time.Since(start).Microseconds())/1000)
 	return 0
 }
 
