@@ -106,6 +106,8 @@ type worker struct {
 	loaded      bool // this worker asked for its modules
 	macSince    time.Time
 	macSeen     string // the interface's MAC before we set it
+	macIndex    int    // the interface index the mac step observed
+	netDir      string // a virtio device's net directory, once found
 }
 
 func newWorker(cfg *Config, n cmdline.NIC, md mode) *worker {

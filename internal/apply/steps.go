@@ -46,16 +46,16 @@ func kindOf(sys ccw.Sys, busID string) (kind Kind, cutype string) {
 	if sys.Grouped(busID) {
 		return KindQeth, ""
 	}
-	d, err := sys.Device(busID)
+	cutype, err := sys.CUType(busID)
 	switch {
 	case err != nil:
 		return "", ""
-	case ccw.IsQeth(d.CUType):
-		return KindQeth, d.CUType
-	case d.CUType == ccw.CUTypeVirtio:
-		return KindVirtio, d.CUType
+	case ccw.IsQeth(cutype):
+		return KindQeth, cutype
+	case cutype == ccw.CUTypeVirtio:
+		return KindVirtio, cutype
 	}
-	return KindOther, d.CUType
+	return KindOther, cutype
 }
 
 // ignored: whether cio_ignore lists any of ids (or cannot be read): only
@@ -185,12 +185,25 @@ func or(s, alt string) string {
 	return s
 }
 
-// netdev re-reads the NIC's interface from sysfs.
+// netdev re-reads the NIC's interface from sysfs. A virtio device's net
+// directory (below its virtio<N> child) is looked up once and read again
+// directly after that; if it fails, it is looked up again.
 func (w *worker) netdev() (ccw.Netdev, error) {
 	if w.getKind() == KindQeth {
 		return w.sys.QethNetdev(w.busID())
 	}
-	return w.sys.VirtioNetdev(w.busID())
+	if w.netDir != "" {
+		if nd, err := w.sys.NetdevIn(w.netDir); err == nil {
+			return nd, nil
+		}
+	}
+	dir, err := w.sys.VirtioNetDir(w.busID())
+	if err != nil {
+		w.netDir = ""
+		return ccw.Netdev{}, err
+	}
+	w.netDir = dir
+	return w.sys.NetdevIn(dir)
 }
 
 var interfaceStep = step{
@@ -241,6 +254,7 @@ var macStep = step{
 			return observation{busy: true, note: fmt.Sprintf("sysfs has %s at index %d, netlink has %s (a rename in flight)", nd.Name, nd.Index, got)}
 		}
 		w.macSince = time.Time{}
+		w.macIndex = nd.Index
 		if bytes.Equal(l.MAC, w.nic.MAC) {
 			if w.macSeen != "" {
 				w.did("mac", "MAC of %s (index %d) set %s -> %s", l.Name, l.Index, w.macSeen, l.MAC)
@@ -254,20 +268,21 @@ var macStep = step{
 		}
 		return observation{note: fmt.Sprintf("%s (index %d) has %s", l.Name, l.Index, l.MAC)}
 	},
+	// The index observe has just read (and matched by name with netlink):
+	// an index is never reused for another interface while this one lives,
+	// and the read after the write checks name and MAC again. The link is
+	// read once more right before the write: another actor may have set
+	// the MAC since, and then we write nothing and claim nothing.
 	act: func(_ context.Context, w *worker) error {
-		nd, err := w.netdev()
-		if err != nil {
-			return err
-		}
-		l, err := w.links.LinkByIndex(nd.Index)
+		l, err := w.links.LinkByIndex(w.macIndex)
 		if err != nil {
 			return err
 		}
 		if bytes.Equal(l.MAC, w.nic.MAC) {
 			return nil // set by another actor since observe: nothing to write
 		}
-		if err := w.links.SetHardwareAddr(nd.Index, w.nic.MAC); err != nil {
-			return &link.MACError{Name: nd.Name, Index: nd.Index, MAC: w.nic.MAC, Kind: string(w.getKind()), Err: err}
+		if err := w.links.SetHardwareAddr(l.Index, w.nic.MAC); err != nil {
+			return &link.MACError{Name: l.Name, Index: l.Index, MAC: w.nic.MAC, Kind: string(w.getKind()), Err: err}
 		}
 		w.macSeen = l.MAC.String()
 		return nil

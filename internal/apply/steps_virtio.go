@@ -22,11 +22,11 @@ var virtioModulesStep = modulesStep(kmod.Virtio, func(w *worker) (bool, string) 
 var virtioOnlineStep = step{
 	name: "online",
 	observe: func(w *worker) observation {
-		d, err := w.sys.Device(w.busID())
+		online, err := w.sys.Online(w.busID())
 		if err != nil {
 			return observation{busy: true, note: err.Error()}
 		}
-		if d.Online {
+		if online {
 			return observation{done: true}
 		}
 		if drv := w.sys.DriverOf(w.busID()); drv == "" {

@@ -78,6 +78,12 @@ func (s Sys) Device(busID string) (Device, error) {
 	return Device{BusID: busID, CUType: cutype, Online: online == "1", CHPIDs: chpids}, nil
 }
 
+// Online reads whether a CCW device is online.
+func (s Sys) Online(busID string) (bool, error) {
+	v, err := sysfs.ReadString(s.FS, DevicePath(busID)+"/online")
+	return v == "1", err
+}
+
 // CUType reads a CCW device's control-unit type ("1731/01").
 func (s Sys) CUType(busID string) (string, error) {
 	return sysfs.ReadString(s.FS, DevicePath(busID)+"/cutype")
@@ -210,27 +216,37 @@ type Netdev struct {
 // QethNetdev finds the interface of a qeth group device; it exists from the
 // first online on.
 func (s Sys) QethNetdev(busID string) (Netdev, error) {
-	return s.netdevIn(GroupPath(busID) + "/net")
+	return s.NetdevIn(GroupPath(busID) + "/net")
 }
 
 // VirtioNetdev finds the interface of a virtio-net-ccw device, which sits
 // below the device's virtio<N> child.
 func (s Sys) VirtioNetdev(busID string) (Netdev, error) {
+	netDir, err := s.VirtioNetDir(busID)
+	if err != nil {
+		return Netdev{}, err
+	}
+	return s.NetdevIn(netDir)
+}
+
+// VirtioNetDir is the net directory below a virtio-net-ccw device's
+// virtio<N> child (which stays as long as the device does).
+func (s Sys) VirtioNetDir(busID string) (string, error) {
 	dir := DevicePath(busID)
 	names, err := s.FS.ReadDir(dir)
 	if err != nil {
-		return Netdev{}, fmt.Errorf("read %s: %w", dir, err)
+		return "", fmt.Errorf("read %s: %w", dir, err)
 	}
 	for _, n := range names {
 		if strings.HasPrefix(n, "virtio") {
-			return s.netdevIn(dir + "/" + n + "/net")
+			return dir + "/" + n + "/net", nil
 		}
 	}
-	return Netdev{}, fmt.Errorf("no virtio device below %s: %w", dir, unix.ENOENT)
+	return "", fmt.Errorf("no virtio device below %s: %w", dir, unix.ENOENT)
 }
 
-// netdevIn reads the one interface below a device's net directory.
-func (s Sys) netdevIn(netDir string) (Netdev, error) {
+// NetdevIn reads the one interface below a device's net directory.
+func (s Sys) NetdevIn(netDir string) (Netdev, error) {
 	names, err := s.FS.ReadDir(netDir)
 	if err != nil {
 		return Netdev{}, fmt.Errorf("read %s: %w", netDir, err)

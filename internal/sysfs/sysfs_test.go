@@ -1,10 +1,13 @@
 package sysfs
 
 import (
+	"bytes"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -45,5 +48,35 @@ func TestRoot(t *testing.T) {
 	}
 	if got, _ := ReadString(r, "/sys/devices/css0/0.0.0000/chpids"); got != "xa 00" {
 		t.Errorf("write must not truncate (sysfs semantics are the kernel's): %q", got)
+	}
+}
+
+// ReadFile reads what os.ReadFile reads, with the same errors, through its
+// own open/read/close: empty, one page, more than a page (a long
+// cio_ignore list), a directory, nothing.
+func TestReadFile(t *testing.T) {
+	dir := t.TempDir()
+	r := Root(dir)
+	for _, size := range []int{0, 1, 4095, 4096, 4097, 3*4096 + 17} {
+		b := make([]byte, size)
+		for i := range b {
+			b[i] = byte('a' + i%26)
+		}
+		name := filepath.Join("/", "f"+strconv.Itoa(size))
+		if err := os.WriteFile(dir+name, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.ReadFile(name)
+		if err != nil || !bytes.Equal(got, b) {
+			t.Errorf("ReadFile of %d bytes: %d bytes, %v", size, len(got), err)
+		}
+	}
+	_, err := r.ReadFile("/absent")
+	var pe *fs.PathError
+	if !IsNotExist(err) || !errors.As(err, &pe) || pe.Op != "open" || pe.Path != dir+"/absent" {
+		t.Errorf("ReadFile of a missing file: %#v", err)
+	}
+	if _, err := r.ReadFile("/"); !errors.Is(err, unix.EISDIR) {
+		t.Errorf("ReadFile of a directory: %v, want EISDIR", err)
 	}
 }
