@@ -106,7 +106,7 @@ func parseLine(line string) (id uint64, a, b string, err error) {
 // helper is one running helper process as the caller sees it.
 type helper struct {
 	requests *os.File   // our end of its request pipe
-	encMu    sync.Mutex // one request line at a time
+	sendMu   sync.Mutex // one request line at a time
 	mu       sync.Mutex
 	waiting  map[uint64]*pending // writes sent and not answered yet
 	ended    chan struct{}       // closed when its answer pipe is at EOF
@@ -201,17 +201,16 @@ func (h *helper) readAnswers(r *os.File, root string) {
 		if err != nil {
 			continue
 		}
-		resp := response{ID: id, Answer: answer, Took: took}
 		h.mu.Lock()
-		p, ok := h.waiting[resp.ID]
-		delete(h.waiting, resp.ID)
+		p, ok := h.waiting[id]
+		delete(h.waiting, id)
 		h.mu.Unlock()
 		switch {
 		case !ok:
 		case p.abandoned:
-			logLate(root, p.file, p.value, resp.Took, decode(resp.Answer))
+			logLate(root, p.file, p.value, took, decode(answer))
 		default:
-			p.answer <- resp.Answer
+			p.answer <- answer
 		}
 	}
 	h.mu.Lock()
@@ -250,9 +249,9 @@ func (w *Writer) Write(ctx context.Context, file, value string) error {
 	}
 	h.waiting[id] = p
 	h.mu.Unlock()
-	h.encMu.Lock()
+	h.sendMu.Lock()
 	_, err = io.WriteString(h.requests, request{ID: id, File: file, Value: value}.line())
-	h.encMu.Unlock()
+	h.sendMu.Unlock()
 	if err != nil {
 		h.mu.Lock()
 		delete(h.waiting, id)

@@ -61,6 +61,17 @@ func writer(t *testing.T) (*Writer, string) {
 	return w, root
 }
 
+// mkfifo makes root/online a FIFO nobody reads: a write to it blocks, as
+// an online blocks in ccw_device_set_online, until releaseFIFO.
+func mkfifo(t *testing.T, root string) string {
+	t.Helper()
+	fifo := filepath.Join(root, "online")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return fifo
+}
+
 func emptyFile(t *testing.T, name string) string {
 	t.Helper()
 	if err := os.WriteFile(name, nil, 0o644); err != nil {
@@ -96,10 +107,7 @@ func TestWriteAnswers(t *testing.T) {
 // the kernel (a FIFO nobody reads) holds up none of the others.
 func TestOneHelperWritesConcurrently(t *testing.T) {
 	w, root := writer(t)
-	fifo := filepath.Join(root, "online")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fifo := mkfifo(t, root)
 	blocked := make(chan error, 1)
 	go func() { blocked <- w.Write(context.Background(), fifo, "1") }()
 	var wg sync.WaitGroup
@@ -171,10 +179,7 @@ func releaseFIFO(t *testing.T, fifo string) string {
 // to the kernel log, since nobody waits for its answer any more.
 func TestWriteOutlivesDeadline(t *testing.T) {
 	w, root := writer(t)
-	fifo := filepath.Join(root, "online")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fifo := mkfifo(t, root)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	// The FIFO has no reader until Write has returned: Write can only
@@ -194,10 +199,7 @@ func TestWriteOutlivesDeadline(t *testing.T) {
 // helper finishes the write and logs its outcome itself, then ends.
 func TestHelperFinishesAfterCallerExits(t *testing.T) {
 	_, root := writer(t)
-	fifo := filepath.Join(root, "online")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fifo := mkfifo(t, root)
 	exe, _ := os.Executable()
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), "DPM_DETACH_CALLER="+root+" "+fifo)
@@ -214,10 +216,7 @@ func TestHelperFinishesAfterCallerExits(t *testing.T) {
 // starts another.
 func TestHelperDeathFailsItsWritesAndRestarts(t *testing.T) {
 	w, root := writer(t)
-	fifo := filepath.Join(root, "online")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fifo := mkfifo(t, root)
 	blocked := make(chan error, 1)
 	go func() { blocked <- w.Write(context.Background(), fifo, "1") }()
 	var h *helper
