@@ -7,6 +7,7 @@ require (
 	github.com/mdlayher/netlink v1.9.0
 	github.com/mdlayher/socket v0.5.1
 	github.com/u-root/u-root v0.16.0
+	github.com/ulikunitz/xz v0.5.15
 	golang.org/x/sys v0.50.0
 )
 
@@ -14,7 +15,6 @@ require (
 	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/klauspost/compress v1.18.0 // indirect
 	github.com/klauspost/pgzip v1.2.6 // indirect
-	github.com/ulikunitz/xz v0.5.15 // indirect
 	golang.org/x/net v0.55.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 )

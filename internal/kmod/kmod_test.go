@@ -1,6 +1,7 @@
 package kmod
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"testing/synctest"
 
+	"github.com/ulikunitz/xz"
 	"golang.org/x/sys/unix"
 
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/kernelmodel"
@@ -252,5 +254,76 @@ func TestLoadReportsOnlyOwnLoads(t *testing.T) {
 	loaded, err := l.Load(Virtio...)
 	if err != nil || len(loaded) != 0 {
 		t.Errorf("Load = %v, %v; want nothing of ours", loaded, err)
+	}
+}
+
+// TestFinitDecompression: a compressed module goes to the kernel with
+// MODULE_INIT_COMPRESSED_FILE; only a kernel that cannot decompress it
+// (EINVAL, EOPNOTSUPP) gets it decompressed here through init_module;
+// every other answer is the kernel's, as it came.
+func TestFinitDecompression(t *testing.T) {
+	image := []byte("\x7fELF a module image")
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "m.ko")
+	if err := os.WriteFile(plain, image, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	packed := filepath.Join(dir, "m.ko.xz")
+	var buf bytes.Buffer
+	w, err := xz.NewWriter(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(image); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(packed, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		file      string
+		finitErr  error
+		wantFlags int
+		wantInit  bool // decompressed here, loaded by init_module
+		wantErr   error
+	}{
+		{"plain module", plain, nil, 0, false, nil},
+		{"plain module, kernel error", plain, unix.EINVAL, 0, false, unix.EINVAL},
+		{"compressed, the kernel decompresses", packed, nil, unix.MODULE_INIT_COMPRESSED_FILE, false, nil},
+		{"compressed, flag unknown (before 5.17)", packed, unix.EINVAL, unix.MODULE_INIT_COMPRESSED_FILE, true, nil},
+		{"compressed, no CONFIG_MODULE_DECOMPRESS", packed, unix.EOPNOTSUPP, unix.MODULE_INIT_COMPRESSED_FILE, true, nil},
+		{"compressed, already loaded", packed, unix.EEXIST, unix.MODULE_INIT_COMPRESSED_FILE, false, unix.EEXIST},
+		{"compressed, busy", packed, unix.EBUSY, unix.MODULE_INIT_COMPRESSED_FILE, false, unix.EBUSY},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var gotFlags = -1
+			var gotImage []byte
+			finitModule = func(fd int, params string, flags int) error {
+				gotFlags = flags
+				return tc.finitErr
+			}
+			initModule = func(img []byte, params string) error {
+				gotImage = img
+				return nil
+			}
+			t.Cleanup(func() { finitModule, initModule = unix.FinitModule, unix.InitModule })
+			err := finit(tc.file)
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+				t.Fatalf("finit(%s) = %v, want %v", filepath.Base(tc.file), err, tc.wantErr)
+			}
+			if gotFlags != tc.wantFlags {
+				t.Errorf("finit_module flags %#x, want %#x", gotFlags, tc.wantFlags)
+			}
+			if tc.wantInit != (gotImage != nil) {
+				t.Fatalf("init_module called: %v, want %v", gotImage != nil, tc.wantInit)
+			}
+			if tc.wantInit && !bytes.Equal(gotImage, image) {
+				t.Errorf("init_module got %q, want the decompressed %q", gotImage, image)
+			}
+		})
 	}
 }
