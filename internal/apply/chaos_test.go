@@ -205,6 +205,8 @@ func chaosRun(modRoot string, seed uint64) chaosResult {
 	m := kernelmodel.New()
 	m.Sched = kernelmodel.NewScheduler(seed)
 	defer m.Sched.Stop()
+	// Odd seeds answer as Debian 13's 6.12, even ones as Debian 12's 6.1.
+	m.Kernel = kernelmodel.Kernel(seed % 2)
 	m.OnlineDelay = ms(3)
 	m.LoadDelay = ms(2)
 	m.AutoOnlineDelay = ms(2)
@@ -324,7 +326,7 @@ func chaosRun(modRoot string, seed uint64) chaosResult {
 		}
 	}
 	counter.mu.Lock()
-	res := chaosResult{stats: counter.st, trace: fmt.Sprintf("turns\n\t%s\nwrites %q\nreports %+v\nsecond %+v", strings.Join(m.Sched.Picks(), "\n\t"), m.Writes(), first, second)}
+	res := chaosResult{stats: counter.st, trace: fmt.Sprintf("kernel "+m.Kernel.String()+"\nturns\n\t%s\nwrites %q\nreports %+v\nsecond %+v", strings.Join(m.Sched.Picks(), "\n\t"), m.Writes(), first, second)}
 	counter.mu.Unlock()
 	if len(problems) > 0 {
 		res.problem = fmt.Sprintf("NICs %+v\n%s", nics, strings.Join(problems, "\n"))

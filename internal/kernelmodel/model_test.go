@@ -110,6 +110,35 @@ func TestModules(t *testing.T) {
 		}
 	})
 
+	// Two loads of one module at once: 6.1 answers the second EEXIST once
+	// the first made it live; 6.5+ (Debian 13's 6.12) joins the second to
+	// the first and gives it the first's answer (idempotent_init_module).
+	for _, tc := range []struct {
+		kernel Kernel
+		second unix.Errno
+	}{{Linux61, unix.EEXIST}, {Linux612, 0}} {
+		t.Run("load in flight, "+tc.kernel.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				m := New()
+				m.Kernel = tc.kernel
+				m.LoadDelay = 100 * time.Millisecond
+				first := make(chan error, 1)
+				go func() { first <- m.Insmod(ko("ccwgroup")) }()
+				synctest.Wait()
+				if s := read(t, m, "/sys/module/ccwgroup/initstate"); s != "coming" {
+					t.Fatalf("initstate %q, want coming", s)
+				}
+				start := time.Now()
+				wantErrno(t, "kernel/module/main.c: a second load of ccwgroup on "+tc.kernel.String(), m.Insmod(ko("ccwgroup")), tc.second)
+				if time.Since(start) < 100*time.Millisecond {
+					t.Error("the second load did not wait for the first")
+				}
+				wantErrno(t, "the first load", <-first, 0)
+				wantErrno(t, "a load once it is live", m.Insmod(ko("ccwgroup")), unix.EEXIST)
+			})
+		})
+	}
+
 	t.Run("name from the file: .ko stripped, - is _", func(t *testing.T) {
 		m := New()
 		m.LoadModules("ccwgroup", "qeth")
@@ -654,6 +683,31 @@ func TestSetMAC(t *testing.T) {
 	m.LoadModules("virtio_net")
 	wantErrno(t, "net/core/rtnetlink.c do_setlink: short address", m.SetHardwareAddr(2, net.HardwareAddr{2, 0, 0}), unix.EINVAL)
 	wantErrno(t, "no such link", m.SetHardwareAddr(99, mustMAC("02:00:00:00:00:01")), unix.ENODEV)
+}
+
+// TestSetMACCurrentAddress: from 6.5 (Debian 13's 6.12) the core answers a
+// request for the address the netdev has without asking the driver; 6.1
+// asks virtio_net (and qeth_l2, which skips a registered address itself).
+func TestSetMACCurrentAddress(t *testing.T) {
+	const source = "net/core/dev.c dev_set_mac_address"
+	for _, tc := range []struct {
+		kernel Kernel
+		want   unix.Errno
+	}{
+		{Linux61, unix.EIO},
+		{Linux612, 0},
+	} {
+		t.Run(tc.kernel.String(), func(t *testing.T) {
+			m := New()
+			m.Kernel = tc.kernel
+			m.AddVirtioNet("0.0.0010", "52:54:00:00:00:10")
+			m.LoadModules("virtio_net")
+			idx := netIndex(t, m, ccw+"0.0.0010/virtio0/net")
+			m.Fail("mac", "0.0.0010", unix.EIO) // the device refuses whatever it is asked
+			wantErrno(t, source+": the current address on "+tc.kernel.String(), m.SetHardwareAddr(idx, mustMAC("52:54:00:00:00:10")), tc.want)
+			wantErrno(t, "another address", m.SetHardwareAddr(idx, mustMAC("02:00:00:00:00:01")), unix.EIO)
+		})
+	}
 }
 
 func mustMAC(s string) net.HardwareAddr {

@@ -96,10 +96,15 @@ func (m *Model) insmod(who, file string) error {
 		m.mu.Lock()
 		if mod := m.modules[name]; mod != nil {
 			// module_patient_check_exists: wait for a coming module, then
-			// find it loaded.
-			ch := mod.liveCh
+			// find it loaded. From 6.5 a load of the same file in flight
+			// is joined instead, and its answer is this one's.
+			ch, joined := mod.liveCh, !mod.live && m.Kernel >= Linux612
 			m.mu.Unlock()
 			<-ch
+			if joined {
+				m.turn(who, "finit_module "+file+": joined the load in flight")
+				return nil
+			}
 			m.turn(who, "finit_module "+file+": exists")
 			return unix.EEXIST
 		}

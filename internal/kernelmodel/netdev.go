@@ -149,6 +149,9 @@ func (m *Model) setHardwareAddr(who string, index int, mac net.HardwareAddr) err
 		return unix.EINVAL
 	}
 	mac = mac[:6]
+	if m.Kernel >= Linux612 && bytes.Equal(l.mac, mac) {
+		return nil // dev_set_mac_address: the driver is not asked
+	}
 	if mac[0]&1 != 0 || bytes.Equal(mac, make([]byte, 6)) {
 		return unix.EADDRNOTAVAIL
 	}
