@@ -18,7 +18,17 @@ BUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 FUZZTIME ?= 300000x
 # Downloads and builds that later runs reuse (the kernel, the u-root image).
 CACHE ?= $(CURDIR)/.cache
-KERNEL ?= $(CACHE)/kernel/current
+# The kernels the VM tests boot: Debian 12's (6.1) and Debian 13's (6.12),
+# each fetched by vmtests/fetch-kernel.sh into $(CACHE)/kernel/<name>.
+# KERNEL= picks some of them by name (KERNEL=debian13), or names the folder
+# of an unpacked kernel package (KERNEL=/path, as make kernel leaves one).
+KERNELS := debian12 debian13
+KERNEL ?= $(KERNELS)
+kernel_dir = $(if $(findstring /,$(1)),$(1),$(CACHE)/kernel/$(1))
+# The one kernel of targets that boot one (uimage, demo, the distro
+# images): the first KERNEL names, unless KERNEL_DIR is given.
+KERNEL_DIR ?= $(call kernel_dir,$(firstword $(KERNEL)))
+KERNEL_NAME = $(if $(findstring /,$(firstword $(KERNEL))),$(notdir $(realpath $(KERNEL_DIR))),$(firstword $(KERNEL)))
 # Two Go modules: the product (go.mod here: only what the binary links) and
 # the image-building and VM-test tooling (vmtests/go.mod: u-root, mkuimage,
 # hugelgupf/vmtest, ...; it uses this tree's product through a replace).
@@ -29,8 +39,8 @@ TOOLING_MOD := vmtests/go.mod vmtests/go.sum
 # the tooling module, the build script, the kernel), not by file times: a
 # fresh clone's files are all newer than the cached image, and a commit to
 # tests only builds the same image.
-UIMAGE_KEY := $(shell cat $(GO_SOURCES) $(TOOLING_MOD) uroot/build.sh 2>/dev/null | { cat; realpath $(KERNEL) 2>/dev/null; } | sha256sum | cut -c1-12)
-UIMAGE ?= $(CACHE)/uimage/dpm-netconf-s390x-$(UIMAGE_KEY).cpio
+UIMAGE_KEY = $(shell cat $(GO_SOURCES) $(TOOLING_MOD) uroot/build.sh 2>/dev/null | { cat; realpath $(KERNEL_DIR) 2>/dev/null; } | sha256sum | cut -c1-12)
+UIMAGE ?= $(CACHE)/uimage/dpm-netconf-s390x-$(KERNEL_NAME)-$(UIMAGE_KEY).cpio
 UNIT_PKGS = $$($(GO) list ./...)
 # The tooling module's packages that run on the host: all but the VM tests
 # themselves (package vmtests boots guests; make vmtest runs it). -v: the
@@ -55,7 +65,7 @@ UNITDIR = $(PREFIX)/lib/systemd/system
 INSTALL_ARCH ?= $(shell $(GO) env GOARCH)
 SUBST = sed 's|@BINDIR@|$(BINDIR)|g'
 
-.PHONY: roots package-repro bootstats check-deps test-results fresh-check package package-lint package-test vmtest-distro vmtest-dracut vmtest-osa install help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest demo deps
+.PHONY: vmtest-one roots package-repro bootstats check-deps test-results fresh-check package package-lint package-test vmtest-distro vmtest-dracut vmtest-osa install help build test unit test-s390x fuzz lint bench clean kernel uimage vmtest demo deps
 
 help:
 	@echo "make build       static binaries bin/dpm-netconf-{amd64,s390x}"
@@ -65,15 +75,15 @@ help:
 	@echo "make fuzz        fuzz the parsers (NIC list, durations, uevents, cio_ignore list) for FUZZTIME each (default 300000x: inputs)"
 	@echo "make lint        gofmt, go vet, staticcheck (both modules)"
 	@echo "make bench       the benchmarks in docs/performance.md"
-	@echo "make kernel      fetch Debian's current s390x kernel into $(CACHE)/kernel"
-	@echo "make uimage      the s390x u-root image with dpm-netconf as uinit (KERNEL=dir of an unpacked kernel)"
-	@echo "make vmtest      boot the image under qemu-system-s390x: the VM test scenarios"
+	@echo "make kernel      fetch Debian 12's and 13's current s390x kernels (6.1, 6.12) into $(CACHE)/kernel (KERNEL=debian13: one)"
+	@echo "make uimage      the s390x u-root image with dpm-netconf as uinit, for the first kernel KERNEL names (or KERNEL=dir of an unpacked kernel)"
+	@echo "make vmtest      boot the image under qemu-system-s390x: the VM test scenarios, on each kernel (KERNEL=debian12 or debian13: one)"
 	@echo "make package     .deb and .rpm for s390x and amd64 in bin/ (goreleaser's nfpm)"
 	@echo "make package-lint  lintian and rpmlint on the packages (errors fail)"
 	@echo "make package-repro two clones of HEAD packaged a second apart: the same bytes"
 	@echo "make package-test  dpkg and rpm install, upgrade, remove, purge them in a Debian s390x root"
 	@echo "make install     binary, compatibility names, manual page, dracut module, systemd units and preset, udev rule (DESTDIR= PREFIX=/usr INSTALL_ARCH=s390x)"
-	@echo "make vmtest-distro  boot Debian 12 s390x systems: dracut (both flavours) with make install, initramfs-tools with our .deb"
+	@echo "make vmtest-distro  boot Debian 12 s390x systems: dracut (both flavours) with make install, initramfs-tools with our .deb; dracut systemd and initramfs-tools again on Debian 13's kernel 6.12"
 	@echo "make vmtest-dracut  only the dracut boots"
 	@echo "make vmtest-osa  the OSA scenarios under SDL Hyperion (hercules 4.x on PATH or DPM_HERCULES)"
 	@echo "make deps        install and set up what the targets need (root): apt packages, qemu-s390x binfmt, dpkg arch s390x"
@@ -233,32 +243,48 @@ check-deps:
 fresh-check:
 	vmtests/fresh-check.sh
 
+demo: KERNEL = debian12
 demo: deps kernel uimage
-	cd vmtests && $(GO) run ./demo -kernel $(abspath $(KERNEL)) -image $(abspath $(UIMAGE)) -console $(abspath $(CACHE))/demo-console.log
+	cd vmtests && $(GO) run ./demo -kernel $(abspath $(KERNEL_DIR)) -image $(abspath $(UIMAGE)) -console $(abspath $(CACHE))/demo-console.log
 
+# Each kernel KERNEL names (a folder is taken as it is).
 kernel: deps
-	@vmtests/fetch-kernel.sh $(CACHE) >/dev/null
+	@for k in $(KERNEL); do case "$$k" in */*) ;; *) vmtests/fetch-kernel.sh $(CACHE) $$k >/dev/null || exit 1 ;; esac; done
 
 uimage: $(UIMAGE)
 
-$(UIMAGE): | $(KERNEL)/release
-	rm -f $(CACHE)/uimage/dpm-netconf-s390x-*.cpio
-	VERSION=$(VERSION) uroot/build.sh $(KERNEL) $@
+# The image of one kernel; the others' stay (each is named by its kernel).
+$(UIMAGE): | $(KERNEL_DIR)/release
+	rm -f $(CACHE)/uimage/dpm-netconf-s390x-$(KERNEL_NAME)-*.cpio
+	VERSION=$(VERSION) uroot/build.sh $(KERNEL_DIR) $@
 
-$(KERNEL)/release:
-	@vmtests/fetch-kernel.sh $(CACHE) >/dev/null
+$(CACHE)/kernel/%/release:
+	@vmtests/fetch-kernel.sh $(CACHE) $* >/dev/null
 
-# The distro boots: build (or reuse) the Debian roots and their disks under
-# $(CACHE)/distro, then boot them. vmtest-distro runs every one (dracut's
-# two flavours, initramfs-tools with our .deb); vmtest-dracut only dracut's.
-DISTRO_IMAGE = vmtests/distro/build-image.sh $(CACHE) $(KERNEL)
-vmtest-distro: deps roots kernel build
-	set -o pipefail; dracut=$$($(DISTRO_IMAGE) dracut | tail -1) && itools=$$($(DISTRO_IMAGE) initramfs-tools | tail -1) && \
-		$(MAKE) vmtest DPM_DISTRO_IMAGE=$$dracut DPM_DISTRO_ITOOLS_IMAGE=$$itools VMTEST_ARGS='-run TestDistro' RESULT_NAME=vmtest-distro
+# The distro boots: build (or reuse) the Debian 12 roots and their disks
+# under $(CACHE)/distro, then boot them. vmtest-distro runs every one
+# (dracut's two flavours, initramfs-tools with our .deb) with Debian 12's
+# kernel, and the dracut systemd and initramfs-tools boots again with
+# Debian 13's 6.12 (each kernel's images built side by side; 6.12's dracut
+# image has the systemd flavour only);
+# vmtest-dracut only dracut's, on Debian 12's kernel.
+DISTRO_IMAGE = vmtests/distro/build-image.sh $(CACHE)
+vmtest-distro: deps roots build
+	@for k in debian12 debian13; do vmtests/fetch-kernel.sh $(CACHE) $$k >/dev/null || exit 1; done
+	set -o pipefail; d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && \
+	for k in debian12 debian13; do \
+		f=dracut; [ $$k = debian12 ] || f=dracut-systemd; \
+		{ $(DISTRO_IMAGE) $(CACHE)/kernel/$$k $$f | tail -1 > $$d/dracut-$$k && \
+		  $(DISTRO_IMAGE) $(CACHE)/kernel/$$k initramfs-tools | tail -1 > $$d/itools-$$k; } 2> >(sed -u "s/^/$$k: /" >&2) & \
+	done; failed=0; for j in $$(jobs -p); do wait $$j || failed=1; done; \
+	[ $$failed = 0 ] || { echo "vmtest-distro: an image build failed (its lines above)" >&2; exit 1; }; \
+	$(MAKE) vmtest KERNEL=debian12 DPM_DISTRO_IMAGE=$$(cat $$d/dracut-debian12) DPM_DISTRO_ITOOLS_IMAGE=$$(cat $$d/itools-debian12) \
+		DPM_DISTRO_IMAGE_612=$$(cat $$d/dracut-debian13) DPM_DISTRO_ITOOLS_IMAGE_612=$$(cat $$d/itools-debian13) VMTEST_ARGS='-run TestDistro' RESULT_NAME=vmtest-distro
 
-vmtest-dracut: deps roots kernel build
-	set -o pipefail; dracut=$$($(DISTRO_IMAGE) dracut | tail -1) && \
-		$(MAKE) vmtest DPM_DISTRO_IMAGE=$$dracut VMTEST_ARGS='-run TestDistro -skip TestDistroInitramfsTools' RESULT_NAME=vmtest-dracut
+vmtest-dracut: deps roots build
+	@vmtests/fetch-kernel.sh $(CACHE) debian12 >/dev/null
+	set -o pipefail; dracut=$$($(DISTRO_IMAGE) $(CACHE)/kernel/debian12 dracut | tail -1) && \
+		$(MAKE) vmtest KERNEL=debian12 DPM_DISTRO_IMAGE=$$dracut VMTEST_ARGS='-run TestDistro -skip "TestDistroInitramfsTools|Kernel612"' RESULT_NAME=vmtest-dracut
 
 # A measurement: N boots of the dracut (systemd) distro image, one after
 # the other, each one's time to the report or its stall and QEMU's
@@ -266,9 +292,10 @@ vmtest-dracut: deps roots kernel build
 # (no norandmaps): DPM_QEMU and DPM_GUEST_ARGS set what is measured
 # (docs/testing.md).
 N ?= 20
-bootstats: deps kernel build
-	set -o pipefail; dracut=$$($(DISTRO_IMAGE) dracut | tail -1) && \
-		$(MAKE) vmtest DPM_DISTRO_IMAGE=$$dracut DPM_BOOTSTATS=$(N) VMTEST_ARGS='-run TestDistroBootStats -timeout 600m' RESULT_NAME=bootstats-$$$$
+bootstats: deps build
+	@vmtests/fetch-kernel.sh $(CACHE) debian12 >/dev/null
+	set -o pipefail; dracut=$$($(DISTRO_IMAGE) $(CACHE)/kernel/debian12 dracut | tail -1) && \
+		$(MAKE) vmtest KERNEL=debian12 DPM_DISTRO_IMAGE=$$dracut DPM_BOOTSTATS=$(N) VMTEST_ARGS='-run TestDistroBootStats -timeout 600m' RESULT_NAME=bootstats-$$$$
 
 # The emulated-OSA scenarios only (they are part of vmtest too, and skip
 # there without Hyperion).
@@ -278,11 +305,18 @@ vmtest-osa:
 # vmtest keeps QEMU's and vmtest's temporary files in a folder of its own
 # under $(CACHE)/tmp, which it removes (runs side by side do not share it);
 # the log is $(CACHE)/$(RESULT_NAME).log.
-vmtest: deps kernel uimage $(GOTESTSUM) | $(RESULTS)
-	@echo "vmtest: test log in $(CACHE)/$(RESULT_NAME).log, Hercules and distro guest consoles in $(CACHE)/consoles"
+# With more than one kernel, the scenarios run on each in turn (every
+# kernel is tried even when one fails), as RESULT_NAME-<kernel>.
+vmtest: deps kernel $(GOTESTSUM) | $(RESULTS)
+	@set -- $(KERNEL); if [ $$# = 1 ]; then $(MAKE) --no-print-directory vmtest-one KERNEL=$$1; exit; fi; failed=; \
+	for k in "$$@"; do $(MAKE) --no-print-directory vmtest-one KERNEL=$$k RESULT_NAME=$(RESULT_NAME)-$$k || failed="$$failed $$k"; done; \
+	[ -z "$$failed" ] || { echo "vmtest: failed on$$failed"; exit 1; }
+
+vmtest-one: uimage
+	@echo "vmtest: kernel $(KERNEL_NAME) ($$(cat $(KERNEL_DIR)/release)); test log in $(CACHE)/$(RESULT_NAME).log, Hercules and distro guest consoles in $(CACHE)/consoles"
 	mkdir -p $(CACHE)/tmp && tmp=$$(mktemp -d $(abspath $(CACHE))/tmp/$(RESULT_NAME)-XXXXXX) && cd vmtests && \
-		TMPDIR=$$tmp DPM_KERNEL_DIR=$(abspath $(KERNEL)) DPM_UIMAGE=$(abspath $(UIMAGE)) \
-		DPM_CONSOLE_DIR=$(abspath $(CACHE))/consoles DPM_DISTRO_IMAGE=$(DPM_DISTRO_IMAGE) DPM_DISTRO_ITOOLS_IMAGE=$(DPM_DISTRO_ITOOLS_IMAGE) $(call testsum,$(RESULT_NAME),standard-verbose) -count=1 -timeout 70m $(or $(VMTEST_ARGS),-skip TestDistro) . 2>&1 | tee $(abspath $(CACHE))/$(RESULT_NAME).log | grep -v 'devices.go:[0-9]*: ' ; \
+		TMPDIR=$$tmp DPM_KERNEL_DIR=$(abspath $(KERNEL_DIR)) DPM_UIMAGE=$(abspath $(UIMAGE)) \
+		DPM_CONSOLE_DIR=$(abspath $(CACHE))/consoles DPM_DISTRO_IMAGE=$(DPM_DISTRO_IMAGE) DPM_DISTRO_ITOOLS_IMAGE=$(DPM_DISTRO_ITOOLS_IMAGE) DPM_DISTRO_IMAGE_612=$(DPM_DISTRO_IMAGE_612) DPM_DISTRO_ITOOLS_IMAGE_612=$(DPM_DISTRO_ITOOLS_IMAGE_612) $(call testsum,$(RESULT_NAME),standard-verbose) -count=1 -timeout 70m $(or $(VMTEST_ARGS),-skip TestDistro) . 2>&1 | tee $(abspath $(CACHE))/$(RESULT_NAME).log | grep -v 'devices.go:[0-9]*: ' ; \
 		st=$${PIPESTATUS[0]}; rm -rf $$tmp; exit $$st
 
 # Every parser of outside input: the NIC list, durations, kernel events,

@@ -51,6 +51,10 @@ type distroBoot struct {
 	// 0.0.0020; "readd" unplugs 0.0.0001 and plugs it in again with QEMU's
 	// MAC, then plugs in unlisted 0.0.0030.
 	hotplug string
+	// kernel612: the image of the same root built with Debian 13's kernel
+	// 6.12 (DPM_DISTRO_IMAGE_612, DPM_DISTRO_ITOOLS_IMAGE_612), not
+	// Debian 12's 6.1.
+	kernel612 bool
 }
 
 type distroResult struct {
@@ -95,6 +99,9 @@ func (b distroBoot) boot(t *testing.T) (distroResult, error) {
 	env := "DPM_DISTRO_IMAGE"
 	if b.flavour == "initramfs-tools" {
 		env = "DPM_DISTRO_ITOOLS_IMAGE"
+	}
+	if b.kernel612 {
+		env += "_612"
 	}
 	dir := requireDistro(t, env)
 	tmp := t.TempDir()
@@ -413,23 +420,36 @@ func (r distroResult) unitTimes(unit string) (int64, int64) {
 // timeline logs the boot's milestones from the console's kernel timestamps.
 func (r distroResult) timeline(t *testing.T) {
 	t.Helper()
-	for _, m := range []string{"Run /init as init process", vm.Prefix("apply") + "done in", "Switching root"} {
+	// One log entry, named by the test and the kernel: parallel boots'
+	// lines would interleave.
+	var b strings.Builder
+	fmt.Fprintf(&b, "timeline of %s, kernel %s:", t.Name(), regexp.MustCompile(`Linux version (\S+)`).FindStringSubmatch(r.console + "Linux version ?")[1])
+	for _, m := range []string{"Run /init as init process", vm.Prefix("apply") + "done in", "Switching root", "): mounted filesystem"} {
 		if l := regexp.MustCompile(`\[\s*([0-9.]+)\][^\n]*` + regexp.QuoteMeta(m) + `[^\r\n]*`).FindString(r.console); l != "" {
-			t.Logf("timeline: %s", strings.TrimSpace(l))
+			fmt.Fprintf(&b, "\n\t%s", strings.TrimSpace(l))
 		}
 	}
 	for _, u := range []string{"dpm-netconf", "cloud-init-local", "cloud-init"} {
-		a, b := r.unitTimes(u)
-		t.Logf("timeline: %s.service %.2fs -> %.2fs after boot", u, float64(a)/1e6, float64(b)/1e6)
+		from, to := r.unitTimes(u)
+		fmt.Fprintf(&b, "\n\t%s.service %.2fs -> %.2fs after boot", u, float64(from)/1e6, float64(to)/1e6)
 	}
+	t.Log(b.String())
 }
 
 // 1-3: the systemd-flavoured initramfs sets the MACs before the switch
 // root, the unit then changes nothing, cloud-init configures the NICs.
 // Then the NICs that come back (issue 9): see hotplugReadd.
-func TestDistroDracutSystemd(t *testing.T) {
+func TestDistroDracutSystemd(t *testing.T) { dracutSystemd(t, false) }
+
+// TestDistroDracutSystemdKernel612 is the same boot, hot-plug included, on
+// Debian 13's kernel 6.12, whose modules are .ko.xz: dpm-netconf has the
+// kernel decompress them (finit_module's MODULE_INIT_COMPRESSED_FILE).
+func TestDistroDracutSystemdKernel612(t *testing.T) { dracutSystemd(t, true) }
+
+func dracutSystemd(t *testing.T, kernel612 bool) {
 	t.Parallel() // two guests at a time on two cores (go test -parallel)
-	r := distroBoot{flavour: "systemd", hotplug: "readd"}.run(t)
+	r := distroBoot{flavour: "systemd", hotplug: "readd", kernel612: kernel612}.run(t)
+	r.wantKernel(t, kernel612)
 	beforeSwitchRoot(t, r)
 	if u := r.with("unit "); len(u) != 1 || !sameFields(u[0], "ActiveState=active ExecMainStatus=0 Result=success") {
 		t.Errorf("dpm-netconf.service: %q", u)
@@ -715,9 +735,16 @@ func parseSeconds(s string) float64 {
 // sets the MACs before the root is mounted; cloud-init configures the NICs
 // by MAC; the original tools' rule and unit never run, and dpkg said what
 // it took over.
-func TestDistroInitramfsTools(t *testing.T) {
+func TestDistroInitramfsTools(t *testing.T) { initramfsTools(t, false) }
+
+// TestDistroInitramfsToolsKernel612: the same on Debian 13's kernel 6.12
+// (initramfs-tools copies its .ko.xz modules as they are).
+func TestDistroInitramfsToolsKernel612(t *testing.T) { initramfsTools(t, true) }
+
+func initramfsTools(t *testing.T, kernel612 bool) {
 	t.Parallel() // two guests at a time on two cores (go test -parallel)
-	r := distroBoot{flavour: "initramfs-tools"}.run(t)
+	r := distroBoot{flavour: "initramfs-tools", kernel612: kernel612}.run(t)
+	r.wantKernel(t, kernel612)
 	// The root disk is vda or vdb: virtio-blk probes the two disks in
 	// either order.
 	mounted := r.stamps(`EXT4-fs \(vd[a-z]\): mounted filesystem`)
@@ -729,11 +756,6 @@ func TestDistroInitramfsTools(t *testing.T) {
 			t.Errorf("the initramfs did not report setting %s before the root was mounted (set at %.2fs, mounted at %.2fs)", mac, at, mounted[0])
 		} else {
 			t.Logf("%s set at %.2fs, root mounted at %.2fs", mac, at, mounted[0])
-		}
-	}
-	for _, l := range []string{"Run /init as init process", "Begin: Configuring DPM NICs", vm.Prefix("apply") + "done in", "): mounted filesystem"} {
-		if m := regexp.MustCompile(`\[\s*([0-9.]+)\][^\n]*` + regexp.QuoteMeta(l) + `[^\r\n]*`).FindString(r.console); m != "" {
-			t.Logf("timeline: %s", strings.TrimSpace(m))
 		}
 	}
 	if u := r.with("unit "); len(u) != 1 || !sameFields(u[0], "ActiveState=active ExecMainStatus=0 Result=success") {
@@ -760,4 +782,17 @@ func TestDistroInitramfsTools(t *testing.T) {
 		}
 	}
 	t.Logf("dpkg -i said:\n%s", log)
+}
+
+// wantKernel fails the test unless the guest ran the kernel line asked for:
+// an image built with the other kernel would prove nothing about this one.
+func (r distroResult) wantKernel(t *testing.T, kernel612 bool) {
+	t.Helper()
+	want := "Linux version 6.1."
+	if kernel612 {
+		want = "Linux version 6.12."
+	}
+	if !strings.Contains(r.console, want) {
+		t.Errorf("the guest's kernel is not %q: %q", want, regexp.MustCompile(`Linux version [^\r\n]*`).FindString(r.console))
+	}
 }

@@ -26,12 +26,12 @@ func requireVM(t *testing.T) *vm.Env {
 	once.Do(func() {
 		kernel := os.Getenv("DPM_KERNEL_DIR")
 		if kernel == "" {
-			kernel = "../.cache/kernel/current"
+			kernel = "../.cache/kernel/debian12"
 		}
 		image := os.Getenv("DPM_UIMAGE")
 		if image == "" { // make uimage names it by a hash of its inputs
-			images, _ := filepath.Glob("../.cache/uimage/dpm-netconf-s390x-*.cpio")
-			image = "../.cache/uimage/dpm-netconf-s390x-<hash>.cpio"
+			images, _ := filepath.Glob("../.cache/uimage/dpm-netconf-s390x-debian12-*.cpio")
+			image = "../.cache/uimage/dpm-netconf-s390x-debian12-<hash>.cpio"
 			if len(images) == 1 {
 				image = images[0]
 			}

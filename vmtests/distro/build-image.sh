@@ -1,29 +1,32 @@
 #!/usr/bin/env bash
 # Builds (or finds cached) the disks of a distro boot test: a Debian 12
-# s390x root from build-root.sh with Debian's kernel, dpm-netconf, a test
-# report unit and a NoCloud seed disk. Prints the image folder last.
-#   usage: build-image.sh CACHE_DIR KERNEL_DIR [dracut | initramfs-tools]
+# s390x root from build-root.sh with a Debian kernel (KERNEL_DIR: Debian
+# 12's 6.1 or Debian 13's 6.12), dpm-netconf, a test report unit and a
+# NoCloud seed disk. Prints the image folder last.
+#   usage: build-image.sh CACHE_DIR KERNEL_DIR [dracut | dracut-systemd | initramfs-tools]
 # dracut (the default): `make install` of this tree in a root with dracut,
 #   and two dracut initramfs images built in it (chroot through qemu-user)
 #   with our module added: the systemd flavour and the shell flavour
-#   (--omit systemd). Cached under CACHE_DIR/distro/image-<key>.
+#   (--omit systemd). Cached under CACHE_DIR/distro/image-<release>-<key>.
+# dracut-systemd: the same with the systemd flavour only.
 # initramfs-tools: a root with Debian's own initramfs builder and no
 #   dracut, where the original DPM tools' files were placed by hand (as in
 #   images built for them), then our .deb installed by dpkg, then
 #   `update-initramfs -c`. dpkg's output is kept in dpkg-install.log.
-#   Cached under CACHE_DIR/distro/itools-<key>.
+#   Cached under CACHE_DIR/distro/itools-<release>-<key>.
 # The keys cover the root, the kernel and what make install puts into an
 # image (and the package scripts), not the version stamp: a commit that
 # changes nothing of that reuses the images.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-cache=$(realpath -m "${1:?usage: build-image.sh CACHE_DIR KERNEL_DIR [dracut | initramfs-tools]}")
-kdir=$(realpath "${2:?usage: build-image.sh CACHE_DIR KERNEL_DIR [dracut | initramfs-tools]}")
+usage="usage: build-image.sh CACHE_DIR KERNEL_DIR [dracut | dracut-systemd | initramfs-tools]"
+cache=$(realpath -m "${1:?$usage}")
+kdir=$(realpath "${2:?$usage}")
 flavour=${3:-dracut}
 release=$(cat "$kdir/release")
 case "$flavour" in
-dracut) packages=$here/packages.txt prefix=image ;;
+dracut | dracut-systemd) packages=$here/packages.txt prefix=image ;;
 initramfs-tools) packages=$here/packages-initramfs-tools.txt prefix=itools ;;
 *) echo "image: unknown flavour $flavour" >&2; exit 2 ;;
 esac
@@ -53,17 +56,22 @@ remove() {
 }
 trap 'cleanup_mounts; remove "$stage"' EXIT
 trap 'exit 130' INT TERM HUP
-make -s -C "$top" install DESTDIR="$stage" PREFIX=/usr INSTALL_ARCH=s390x >&2
+# Builds of two kernels' images run side by side (make vmtest-distro): make
+# install and make package write the same files under bin/, one at a time.
+lock=$cache/distro/.make.lock
+flock "$lock" make -s -C "$top" install DESTDIR="$stage" PREFIX=/usr INSTALL_ARCH=s390x >&2
 tree_key=$( (basename "$roottar"; echo "$release"; cat "$here/build-image.sh"; cd "$stage" && find . -type f -exec sha256sum {} + | sort; find . -type l -printf '%p -> %l\n' | sort;
-  [ "$flavour" = dracut ] || find "$top"/dist/package -maxdepth 1 -type f ! -name '*_test.go' -exec cat {} +) | sha256sum | cut -c1-12)
+  echo "$flavour"; if [ "$flavour" = initramfs-tools ]; then find "$top"/dist/package -maxdepth 1 -type f ! -name '*_test.go' -exec cat {} +; fi) | sha256sum | cut -c1-12)
 # Two caches: the initramfs images (dracut under qemu-user: minutes) are
 # keyed on what goes into them — the root, the kernel, our install tree,
 # this script (how dracut is run);
 # the disks (a minute) also on the test's report files and this script, so
 # a change to the test's guest side does not run dracut again.
 key=$( (echo "$tree_key"; cat "$here/build-image.sh" "$here"/dpm-distro-report.*) | sha256sum | cut -c1-12)
-initrds="$cache/distro/initrd-$tree_key"
-out="$cache/distro/$prefix-$key"
+# Each kernel's images are kept beside the other's (named by its release);
+# a rebuild removes only the same kernel's older ones.
+initrds="$cache/distro/initrd-$release-$tree_key"
+out="$cache/distro/$prefix-$release-$key"
 if [ -e "$out/.complete" ]; then
   echo "image: cached $out" >&2
   echo "$out"
@@ -100,7 +108,7 @@ place_original_tools() {
 }
 
 if [ "$flavour" = initramfs-tools ]; then
-  remove "$cache"/distro/itools-*
+  remove "$cache"/distro/itools-"$release"-*
   mkdir -p "$out"
   root="$out/root"
   mkdir -p "$root"
@@ -114,8 +122,7 @@ if [ "$flavour" = initramfs-tools ]; then
   # qemu-user); so the NIC drivers in it come from our hook alone.
   echo MODULES=list > "$root/etc/initramfs-tools/conf.d/dpm-test"
   printf 'virtio_blk\ncrc32c_generic\next4\n' >> "$root/etc/initramfs-tools/modules"
-  make -s -C "$top" package PKG_ARCHES=s390x >&2
-  cp "$top"/bin/dpm-netconf_*_s390x.deb "$root/tmp/dpm-netconf.deb"
+  flock "$lock" sh -c 'make -s -C "$1" package PKG_ARCHES=s390x >&2 && cp "$1"/bin/dpm-netconf_*_s390x.deb "$2"' - "$top" "$root/tmp/dpm-netconf.deb"
   for m in proc sys dev; do mount --bind "/$m" "$root/$m"; done
   start=$(date +%s)
   chroot "$root" dpkg -i /tmp/dpm-netconf.deb 2>&1 | tee "$out/dpkg-install.log" >&2
@@ -131,10 +138,14 @@ if [ "$flavour" = initramfs-tools ]; then
   cleanup_mounts
 else
 if [ ! -e "$initrds/.complete" ]; then
-  remove "$cache"/distro/initrd-*   # one at a time: they are large
+  remove "$cache"/distro/initrd-"$release"-*   # one per kernel: they are large
   mkdir -p "$initrds"
   unpack_root "$initrds/root"
-  echo "image: dracut in the root (qemu-user): the systemd and the shell flavour side by side" >&2
+  if [ "$flavour" = dracut ]; then
+    echo "image: dracut in the root (qemu-user): the systemd and the shell flavour side by side" >&2
+  else
+    echo "image: dracut in the root (qemu-user): the systemd flavour" >&2
+  fi
   start=$(date +%s)
   # dracut's own compression (gzip -9 of ~90 MB) is two thirds of its time
   # under qemu-user (measured: 171 s with it, 65 s without): dracut writes
@@ -144,7 +155,10 @@ if [ ! -e "$initrds/.complete" ]; then
   common=(--force --no-hostonly --add dpm-netconf --omit "cio_ignore plymouth" --no-compress --kver "$release")
   chroot "$root" dracut "${common[@]}" /boot/initrd-systemd.cpio > "$initrds/dracut-systemd.log" 2>&1 & systemd_pid=$!
   shell_ok=0
-  chroot "$root" dracut "${common[@]}" --omit "systemd systemd-initrd dracut-systemd" /boot/initrd-shell.cpio > "$initrds/dracut-shell.log" 2>&1 || shell_ok=$?
+  : > "$initrds/dracut-shell.log"
+  if [ "$flavour" = dracut ]; then
+    chroot "$root" dracut "${common[@]}" --omit "systemd systemd-initrd dracut-systemd" /boot/initrd-shell.cpio > "$initrds/dracut-shell.log" 2>&1 || shell_ok=$?
+  fi
   systemd_ok=0
   wait "$systemd_pid" || systemd_ok=$?
   cat "$initrds/dracut-systemd.log" "$initrds/dracut-shell.log" >&2
@@ -153,7 +167,9 @@ if [ ! -e "$initrds/.complete" ]; then
     exit 1
   fi
   gzip -n -9 --rsyncable < "$root/boot/initrd-systemd.cpio" > "$initrds/initrd-systemd.img" &
-  gzip -n -9 --rsyncable < "$root/boot/initrd-shell.cpio" > "$initrds/initrd-shell.img"
+  if [ "$flavour" = dracut ]; then
+    gzip -n -9 --rsyncable < "$root/boot/initrd-shell.cpio" > "$initrds/initrd-shell.img"
+  fi
   wait $!
   echo "image: dracut took $(( $(date +%s) - start ))s" >&2
   cp -L "$root/boot/vmlinuz-$release" "$initrds/vmlinuz"
@@ -165,11 +181,11 @@ else
   echo "image: cached initramfs images $initrds" >&2
 fi
 
-remove "$cache"/distro/image-*
+remove "$cache"/distro/image-"$release"-*
 mkdir -p "$out"
 unpack_root "$out/root"
 cleanup_mounts
-cp "$initrds"/initrd-systemd.img "$initrds"/initrd-shell.img "$initrds"/vmlinuz "$out/"
+cp "$initrds"/initrd-*.img "$initrds"/vmlinuz "$out/"
 fi
 
 # The guest: root on virtio-blk, console on SCLP with autologin-free
