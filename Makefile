@@ -288,7 +288,7 @@ vmtest-dracut: deps roots build
 
 # A measurement: N boots of the dracut (systemd) distro image, one after
 # the other, each one's time to the report or its stall and QEMU's
-# translator figures in $(CACHE)/consoles/bootstats.tsv. The boots are bare
+# translator figures in $(CACHE)/consoles/debian12/bootstats.tsv. The boots are bare
 # (no norandmaps): DPM_QEMU and DPM_GUEST_ARGS set what is measured
 # (docs/testing.md).
 N ?= 20
@@ -313,10 +313,10 @@ vmtest: deps kernel $(GOTESTSUM) | $(RESULTS)
 	[ -z "$$failed" ] || { echo "vmtest: failed on$$failed"; exit 1; }
 
 vmtest-one: uimage
-	@echo "vmtest: kernel $(KERNEL_NAME) ($$(cat $(KERNEL_DIR)/release)); test log in $(CACHE)/$(RESULT_NAME).log, Hercules and distro guest consoles in $(CACHE)/consoles"
+	@echo "vmtest: kernel $(KERNEL_NAME) ($$(cat $(KERNEL_DIR)/release)); test log in $(CACHE)/$(RESULT_NAME).log, Hercules and distro guest consoles in $(CACHE)/consoles/$(KERNEL_NAME)"
 	mkdir -p $(CACHE)/tmp && tmp=$$(mktemp -d $(abspath $(CACHE))/tmp/$(RESULT_NAME)-XXXXXX) && cd vmtests && \
 		TMPDIR=$$tmp DPM_KERNEL_DIR=$(abspath $(KERNEL_DIR)) DPM_UIMAGE=$(abspath $(UIMAGE)) \
-		DPM_CONSOLE_DIR=$(abspath $(CACHE))/consoles DPM_DISTRO_IMAGE=$(DPM_DISTRO_IMAGE) DPM_DISTRO_ITOOLS_IMAGE=$(DPM_DISTRO_ITOOLS_IMAGE) DPM_DISTRO_IMAGE_612=$(DPM_DISTRO_IMAGE_612) DPM_DISTRO_ITOOLS_IMAGE_612=$(DPM_DISTRO_ITOOLS_IMAGE_612) $(call testsum,$(RESULT_NAME),standard-verbose) -count=1 -timeout 70m $(or $(VMTEST_ARGS),-skip TestDistro) . 2>&1 | tee $(abspath $(CACHE))/$(RESULT_NAME).log | grep -v 'devices.go:[0-9]*: ' ; \
+		DPM_CONSOLE_DIR=$(abspath $(CACHE))/consoles/$(KERNEL_NAME) DPM_DISTRO_IMAGE=$(DPM_DISTRO_IMAGE) DPM_DISTRO_ITOOLS_IMAGE=$(DPM_DISTRO_ITOOLS_IMAGE) DPM_DISTRO_IMAGE_612=$(DPM_DISTRO_IMAGE_612) DPM_DISTRO_ITOOLS_IMAGE_612=$(DPM_DISTRO_ITOOLS_IMAGE_612) $(call testsum,$(RESULT_NAME),standard-verbose) -count=1 -timeout 70m $(or $(VMTEST_ARGS),-skip TestDistro) . 2>&1 | tee $(abspath $(CACHE))/$(RESULT_NAME).log | grep -v 'devices.go:[0-9]*: ' ; \
 		st=$${PIPESTATUS[0]}; rm -rf $$tmp; exit $$st
 
 # Every parser of outside input: the NIC list, durations, kernel events,

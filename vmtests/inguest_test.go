@@ -19,10 +19,11 @@ import (
 
 // moduleFiles lists u-root -files specs for the named modules, everything
 // they depend on (modules.dep), and the module index files.
-func moduleFiles(t *testing.T, s *vm.Env, names ...string) []string {
+// moduleDeps reads the kernel's modules.dep: a module's name to its file
+// and its dependencies' files (paths below lib/modules/<release>).
+func moduleDeps(t *testing.T, s *vm.Env) map[string][]string {
 	t.Helper()
-	dir := filepath.Join(s.KernelDir, "root/lib/modules", s.Release)
-	f, err := os.Open(filepath.Join(dir, "modules.dep"))
+	f, err := os.Open(filepath.Join(s.KernelDir, "root/lib/modules", s.Release, "modules.dep"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +36,27 @@ func moduleFiles(t *testing.T, s *vm.Env, names ...string) []string {
 		name, _, _ := strings.Cut(filepath.Base(mod), ".ko")
 		deps[name] = append([]string{mod}, strings.Fields(rest)...)
 	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return deps
+}
+
+// moduleFile is a module's file (below lib/modules/<release>), as
+// modules.dep names it: "kernel/net/llc/llc.ko" on 6.1, ".ko.xz" on 6.12.
+func moduleFile(t *testing.T, s *vm.Env, name string) string {
+	t.Helper()
+	files, ok := moduleDeps(t, s)[name]
+	if !ok {
+		t.Fatalf("module %s not in modules.dep of %s", name, s.Release)
+	}
+	return files[0]
+}
+
+func moduleFiles(t *testing.T, s *vm.Env, names ...string) []string {
+	t.Helper()
+	dir := filepath.Join(s.KernelDir, "root/lib/modules", s.Release)
+	deps := moduleDeps(t, s)
 	// Built into the kernel (Debian 13 builds virtio_pci in): nothing to load.
 	builtin, err := os.ReadFile(filepath.Join(dir, "modules.builtin"))
 	if err != nil {

@@ -1,6 +1,7 @@
 package vmtests
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -15,6 +16,12 @@ import (
 // The u-root guest has no udev: the script runs that apply as soon as the
 // devices are back, so the figure is the apply's own time.
 func TestOSAReattach(t *testing.T) {
+	if e := requireVM(t); kernelAtLeast(e.Release, 6, 12) {
+		// Measured on 6.12.107: the first detach stops the guest, two runs
+		// of two; novx cannot avoid it (Go on s390x needs the vector
+		// facility: u-root's init exits at once). 6.1 survives it asleep.
+		t.Skipf("Hyperion 4.9's machine check for an attach or detach leaves the vector registers' validity bit off (interruption code 0x00400F1D403B0000), and kernel %s stops at it (\"System stopped due to unrecoverable machine check\"): the re-add is tested on 6.1 only, and on 6.12 by the distro boots' QEMU hot-plug", e.Release)
+	}
 	steps, console := osaBoot{
 		kernelArgs: "0600,0,0a0000000600;0700,0,0a0000000700;",
 		qeths:      threeOSA[:1], // 0700 is attached later
@@ -101,4 +108,14 @@ func TestOSAReattach(t *testing.T) {
 			t.Errorf("Hercules logged %d registrations of %s, want %d", n, mac, want)
 		}
 	}
+}
+
+// kernelAtLeast tells whether a kernel release ("6.12.107+deb13-s390x")
+// is major.minor or newer.
+func kernelAtLeast(release string, major, minor int) bool {
+	var ma, mi int
+	if _, err := fmt.Sscanf(release, "%d.%d", &ma, &mi); err != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
 }

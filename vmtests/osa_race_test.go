@@ -159,8 +159,8 @@ func TestOSAZdevFirst(t *testing.T) {
 	// udev loads these at boot (qeth by modalias, qeth_l2 by the kernel's
 	// request_module); u-root has no udev and no modprobe.
 	var script []string
-	for _, m := range []string{"net/llc/llc", "net/802/stp", "net/bridge/bridge", "drivers/s390/cio/ccwgroup", "drivers/s390/net/qeth", "drivers/s390/net/qeth_l2"} {
-		script = append(script, "run insmod /lib/modules/"+e.Release+"/kernel/"+m+".ko")
+	for _, m := range []string{"llc", "stp", "bridge", "ccwgroup", "qeth", "qeth_l2"} {
+		script = append(script, "insmod /lib/modules/"+e.Release+"/"+moduleFile(t, e, m))
 	}
 	nmod := len(script)
 	script = append(script,

@@ -207,14 +207,15 @@ func TestOSAPortOne(t *testing.T) {
 // boot left it) is left alone and reported.
 func TestOSADrift(t *testing.T) {
 	e := requireVM(t)
+	l3 := moduleFile(t, e, "qeth_l3")
 	steps := osaBoot{
 		kernelArgs: "0600,0,0a0000000600;0700,0,0a0000000700;",
 		qeths:      threeOSA[:2],
 		files:      map[string]string{"etc/dpm-0700": "0700,0,0a0000000700;"},
-		modules:    []string{"kernel/drivers/s390/net/qeth_l3.ko"},
+		modules:    []string{l3},
 		script: strings.Join([]string{
 			"run dpm-netconf apply --cmdline /etc/dpm-0700",
-			"run insmod /lib/modules/" + e.Release + "/kernel/drivers/s390/net/qeth_l3.ko",
+			"insmod /lib/modules/" + e.Release + "/" + l3,
 			"write /sys/bus/ccwgroup/drivers/qeth/group 0.0.0600,0.0.0601,0.0.0602",
 			"write /sys/bus/ccwgroup/devices/0.0.0600/layer2 0",
 			"write /sys/bus/ccwgroup/devices/0.0.0600/online 1",
