@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -291,16 +292,38 @@ func TestOSATiming(t *testing.T) {
 		"run dpm-netconf apply --sequential",
 		"report",
 	}, "\n")
+	// DPM_TIMING_PAIRS=N: N-1 more pairs of the one-NIC apply and the plain
+	// loop; DPM_TIMING_TRACE=1: then a traced one-NIC apply (internal/trace)
+	// and the start of the binary alone, in the log.
+	pairs, _ := strconv.Atoi(os.Getenv("DPM_TIMING_PAIRS"))
+	extra := []string{}
+	for range pairs - 1 {
+		extra = append(extra, teardown("0600"), "run dpm-netconf apply --cmdline /etc/dpm-one", teardown("0600"), "run dpmprobe plain 0.0.0600 0 0a:00:00:00:06:00")
+	}
+	if os.Getenv("DPM_TIMING_TRACE") != "" {
+		extra = append(extra, teardown("0600"), "setenv DPM_NETCONF_TRACE /tmp/trace", "run dpm-netconf apply --cmdline /etc/dpm-one",
+			"setenv DPM_NETCONF_TRACE /tmp/trace-version", "run dpm-netconf version", "run dpm-netconf version", "run dpmprobe nothing", "run dpmprobe nothing",
+			"run cat /tmp/trace", "run cat /tmp/trace.helper", "run cat /tmp/trace-version")
+	}
+	if len(extra) > 0 {
+		script += "\n" + strings.Join(extra, "\n")
+	}
 	steps := osaBoot{
 		kernelArgs: threeOSAList,
 		qeths:      threeOSA,
 		files:      map[string]string{"etc/dpm-one": "0600,0,0a0000000600;"},
 		script:     script,
 	}.run(t)
-	var runs []string
+	var runs, extraRuns []string
+	report := ""
 	for _, s := range steps {
-		if strings.HasPrefix(s, "run ") {
+		switch {
+		case strings.HasPrefix(s, "report"):
+			report = s
+		case strings.HasPrefix(s, "run ") && report == "":
 			runs = append(runs, s)
+		case strings.HasPrefix(s, "run "):
+			extraRuns = append(extraRuns, s)
 		}
 	}
 	names := []string{"", "1 NIC concurrent", "1 NIC sequential", "1 NIC by a plain loop (the baseline)", "3 NICs concurrent", "3 NICs sequential"}
@@ -322,7 +345,15 @@ func TestOSATiming(t *testing.T) {
 	}
 	// Figures, not checks: a benchmark on one emulated CPU.
 	t.Logf("OSA timing: 1 NIC: apply %.2f x the plain loop; 3 NICs: concurrent %.2f x sequential", ms[1]/ms[3], ms[4]/ms[5])
-	r := stepReport(t, steps[len(steps)-1])
+	for i := 0; i+1 < len(extraRuns) && i < 2*(pairs-1); i += 2 {
+		_, a := stepRun(t, extraRuns[i])
+		_, p := stepRun(t, extraRuns[i+1])
+		t.Logf("OSA timing: 1 NIC again: apply %.1f ms, the plain loop %.1f ms: %.2f x", a, p, a/p)
+	}
+	for _, s := range extraRuns[max(2*(pairs-1), 0):] {
+		t.Logf("OSA timing, traced: %s", s)
+	}
+	r := stepReport(t, report)
 	for _, d := range []string{"0600", "0700", "0800"} {
 		wantOSA(t, r, "0.0."+d, "0a:00:00:00:"+d[:2]+":"+d[2:])
 	}

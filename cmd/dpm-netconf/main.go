@@ -22,6 +22,7 @@ import (
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/detach"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/logging"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/sysfs"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/trace"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -77,6 +78,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) > 1 && args[1] == detach.Command {
 		return detach.Child(args[2:])
 	}
+	trace.Mark("main")
+	defer func() {
+		if err := trace.Write(""); err != nil {
+			fmt.Fprintf(stderr, "dpm-netconf: trace: %v\n", err)
+		}
+	}()
 	o, cmd, pos, code := parseArgs(args, stderr)
 	if code >= 0 {
 		return code
@@ -91,6 +98,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	list := cmdline.Parse(text)
+	trace.Mark("command line read and parsed")
 	if cmd == "nic" {
 		return nicOf(list, o, text, pos[0], stdout)
 	}
@@ -227,7 +235,9 @@ func configure(o options, cmd string, pos []string, text string, list cmdline.Li
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
+	endSys := trace.Span("NewSystem")
 	sys := apply.NewSystem(o.root, log)
+	endSys()
 	defer sys.Close()
 	cfg := sys.Config
 	cfg.Sequential = o.sequential
@@ -247,6 +257,7 @@ func configure(o options, cmd string, pos []string, text string, list cmdline.Li
 			Errors []cmdline.Error `json:"errors"`
 		}{nonNil(reports), list.Errors})
 	}
+	trace.Mark("reports")
 	code := exitCode(reports, len(list.Errors))
 	configured := 0
 	for _, r := range reports {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/link"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/sysfs"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/trace"
 )
 
 // A worker's calls into the kernel go through these wrappers, which record
@@ -15,6 +16,16 @@ import (
 
 // enter records the call the worker is making; the returned func ends it.
 func (w *worker) enter(call string) func() {
+	end := trace.Span(w.busID() + ": " + call)
+	endCall := w.inCall(call)
+	return func() {
+		endCall()
+		end()
+	}
+}
+
+// inCall records the call without a trace mark.
+func (w *worker) inCall(call string) func() {
 	w.set(func() { w.call = call })
 	return func() { w.set(func() { w.call = "" }) }
 }
@@ -24,9 +35,11 @@ func enterAll(ws []*worker) func(string) func() {
 	return func(call string) func() {
 		ends := make([]func(), len(ws))
 		for i, w := range ws {
-			ends[i] = w.enter(call + " (while planning, before any NIC's steps)")
+			ends[i] = w.inCall(call + " (while planning, before any NIC's steps)")
 		}
+		end := trace.Span("plan: " + call)
 		return func() {
+			end()
 			for _, end := range ends {
 				end()
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/cmdline"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/errno"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/link"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/trace"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/uevent"
 )
 
@@ -171,6 +172,7 @@ func (w *worker) poke() {
 
 func (w *worker) run(ctx context.Context) {
 	defer close(w.finished)
+	defer trace.Span(w.busID() + ": worker")()
 	err := w.configure(ctx)
 	w.set(func() { w.err = err })
 }
@@ -239,6 +241,9 @@ func (w *worker) runStep(ctx context.Context, s step) error {
 	)
 	for {
 		o := s.observe(w)
+		if trace.On() {
+			trace.Markf("%s: %s: observed done=%v busy=%v conflict=%v %s", w.busID(), s.name, o.done, o.busy, o.conflict != nil, o.note)
+		}
 		last = o
 		switch {
 		case o.restart:
@@ -267,6 +272,9 @@ func (w *worker) runStep(ctx context.Context, s step) error {
 			retried, actErr = actErr, nil
 		case !o.busy:
 			err := s.act(ctx, w)
+			if trace.On() {
+				trace.Markf("%s: %s: acted: %v", w.busID(), s.name, err)
+			}
 			if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
 				// Given up at the deadline; a kernel answer that came as
 				// the deadline passed is an answer, judged below.

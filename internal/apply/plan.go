@@ -9,6 +9,7 @@ import (
 
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/ccw"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/cmdline"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/trace"
 )
 
 // plan runs once before the workers start. It frees every listed read
@@ -17,8 +18,10 @@ import (
 // way, and decides which entries overlap, so that no worker ever waits for
 // another.
 func plan(ctx context.Context, cfg *Config, ws []*worker) {
+	defer trace.Span("plan")()
 	sys := ccw.Sys{FS: trackedFS{enterAll(ws), cfg.FS}}
 	startWriter(cfg, sys, ws)
+	trace.Mark("plan: writer started or not needed")
 	// Only devices cio_ignore lists are freed; one settle covers every
 	// absent device, freed or not, after which its absence is final.
 	ignored, listErr := sys.IgnoreList()
@@ -51,6 +54,7 @@ func plan(ctx context.Context, cfg *Config, ws []*worker) {
 			w.settledAt = w.settledAt.Add(-absentGrace)
 		}
 	}
+	trace.Mark("plan: frees and settle done")
 	kinds := make([]Kind, len(ws))
 	for i, w := range ws {
 		kinds[i], _ = kindOf(sys, w.busID())
@@ -114,6 +118,7 @@ func startWriter(cfg *Config, sys ccw.Sys, ws []*worker) {
 	for _, w := range ws {
 		if b, err := sys.FS.ReadFile(ccw.DevicePath(w.busID()) + "/online"); err != nil || strings.TrimSpace(string(b)) != "1" {
 			go func() {
+				defer trace.Span("start the write helper")()
 				if err := s.Start(); err != nil {
 					cfg.Log.Debugf("start the write helper early: %v", err)
 				}

@@ -9,6 +9,7 @@ import (
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/link"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/logging"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/sysfs"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/trace"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/uevent"
 )
 
@@ -40,7 +41,10 @@ func NewSystem(root string, log *logging.Logger) *System {
 		return s
 	}
 	// Subscribed before the first read, so no change falls between.
-	if ev, err := uevent.Listen(); err == nil {
+	endListen := trace.Span("uevent.Listen")
+	ev, err := uevent.Listen()
+	endListen()
+	if err == nil {
 		s.events, s.Events = ev, ev
 	} else {
 		log.Debugf("no kernel events (%v): polling", err)

@@ -41,6 +41,7 @@ import (
 
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/errno"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/logging"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/trace"
 )
 
 // Command is the hidden subcommand the helper process runs.
@@ -173,7 +174,9 @@ func (w *Writer) start() (*helper, error) {
 		// Its own session: no signal to our process group reaches it.
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
+	endStart := trace.Span("exec the write helper")
 	err = cmd.Start()
+	endStart()
 	reqR.Close()
 	ansW.Close()
 	if err != nil {
@@ -208,8 +211,10 @@ func (h *helper) readAnswers(r *os.File, root string) {
 		switch {
 		case !ok:
 		case p.abandoned:
+			trace.Markf("helper answer %d (abandoned): %s", id, answer)
 			logLate(root, p.file, p.value, took, decode(answer))
 		default:
+			trace.Markf("helper answer %d: %s", id, answer)
 			p.answer <- answer
 		}
 	}
@@ -250,6 +255,7 @@ func (w *Writer) Write(ctx context.Context, file, value string) error {
 	h.waiting[id] = p
 	h.mu.Unlock()
 	h.sendMu.Lock()
+	trace.Markf("helper request %d: %s > %s", id, value, file)
 	_, err = io.WriteString(h.requests, request{ID: id, File: file, Value: value}.line())
 	h.sendMu.Unlock()
 	if err != nil {
@@ -345,6 +351,8 @@ func Child(args []string) int {
 		return 2
 	}
 	root := args[0]
+	trace.Mark("helper: Child")
+	defer func() { _ = trace.Write(".helper") }()
 	// Finish the writes whatever happens to the caller: a stop of its unit,
 	// a hang-up of its session. (SIGKILL still ends it: nothing can help
 	// that, and systemd sends it only at shutdown.)
@@ -373,12 +381,14 @@ func Child(args []string) int {
 			continue
 		}
 		req := request{ID: id, File: file, Value: value}
+		trace.Markf("helper: request %d", id)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			start := time.Now()
 			err := write(req.File, req.Value)
 			took := time.Since(start).Round(time.Millisecond).String()
+			trace.Markf("helper: request %d written: %v", req.ID, err)
 			outMu.Lock()
 			_, werr := io.WriteString(out, response{ID: req.ID, Answer: encode(err), Took: took}.line())
 			outMu.Unlock()

@@ -23,6 +23,7 @@ import (
 
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/errno"
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/sysfs"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/trace"
 )
 
 // Modules each kind of NIC needs, in load order.
@@ -74,6 +75,7 @@ const (
 // asking at once makes the call is chance, what was loaded for each is not.
 // A failure is not remembered: the next call tries again.
 func (l *Loader) Load(names ...string) (loaded []string, err error) {
+	defer trace.Spanf("load modules %v", names)()
 	for _, name := range names {
 		// Live first, then ours: a load of ours that made it live in
 		// between is then seen (or waited for) by loadedByUs.

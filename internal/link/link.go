@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/errno"
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/trace"
 )
 
 // Link is a network interface as netlink reports it.
@@ -59,6 +60,7 @@ func (k *Kernel) Close() { k.c.Close() }
 
 // LinkByIndex implements Netlink (RTM_GETLINK).
 func (k *Kernel) LinkByIndex(index int) (Link, error) {
+	defer trace.Spanf("RTM_GETLINK %d", index)()
 	msgs, err := k.c.Execute(&rtnetlink.LinkMessage{Family: unix.AF_UNSPEC, Index: uint32(index)}, unix.RTM_GETLINK, netlink.Request)
 	if err != nil {
 		return Link{}, err
@@ -81,6 +83,7 @@ func (k *Kernel) LinkByIndex(index int) (Link, error) {
 // the index identifies the link, so a rename in between cannot redirect
 // the change; RTM_SETLINK never creates a link.
 func (k *Kernel) SetHardwareAddr(index int, mac net.HardwareAddr) error {
+	defer trace.Spanf("RTM_SETLINK %d", index)()
 	req := &rtnetlink.LinkMessage{Family: unix.AF_UNSPEC, Index: uint32(index), Attributes: &rtnetlink.LinkAttributes{Address: mac}}
 	_, err := k.c.Execute(req, unix.RTM_SETLINK, netlink.Request|netlink.Acknowledge)
 	return err
@@ -168,7 +171,10 @@ type Lazy struct {
 }
 
 func (l *Lazy) get() (*Kernel, error) {
-	l.once.Do(func() { l.k, l.err = Open() })
+	l.once.Do(func() {
+		defer trace.Span("rtnetlink dial")()
+		l.k, l.err = Open()
+	})
 	return l.k, l.err
 }
 

@@ -15,6 +15,8 @@ import (
 	"os"
 	"strings"
 	"sync"
+
+	"github.com/dpm-guest-image-tools/dpm-netconf/internal/trace"
 )
 
 // Syslog priorities used in /dev/kmsg records.
@@ -112,7 +114,9 @@ func (l *Logger) log(prio int, format string, args ...any) {
 			text += "error: "
 		}
 		text += line
+		trace.Mark("log line {")
 		fmt.Fprintf(l.o.Stderr, "%s\n", text)
+		trace.Mark("log line: stderr written")
 		if l.o.Journal {
 			continue
 		}
@@ -125,5 +129,6 @@ func (l *Logger) log(prio int, format string, args ...any) {
 			_, _ = io.WriteString(f, rec+"\n") // one write is one record
 			f.Close()
 		}
+		trace.Mark("} log line: kmsg written")
 	}
 }

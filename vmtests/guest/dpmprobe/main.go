@@ -9,7 +9,8 @@
 //	dpmprobe iploop IF=MAC...  u-root's ip link set dev IF address MAC for
 //	                           each, one after the other: DPMIPLOOP n=N ms=T
 //	dpmprobe script FILE       runs FILE's lines (run ..., report,
-//	                           write PATH VALUE, sleep DURATION), prints
+//	                           write PATH VALUE, sleep DURATION,
+//	                           setenv NAME VALUE), prints
 //	                           DPMPROBE-END and powers the guest off; a
 //	                           line "shell" ends the script there and
 //	                           lets init go on to its shell instead
@@ -120,6 +121,12 @@ func do(args []string) int {
 		time.Sleep(d)
 	case "mark":
 		// Nothing: its DPMSTEP line is what the host acts on.
+	case "setenv":
+		// For the commands run after it (a trace file: internal/trace).
+		if err := os.Setenv(args[1], args[2]); err != nil {
+			fmt.Printf("DPMPROBE-ERROR %v\n", err)
+			return 1
+		}
 	case "waitpath":
 		return waitPath(args[1], args[2], args[3])
 	case "report":
