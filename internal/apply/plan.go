@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dpm-guest-image-tools/dpm-netconf/internal/ccw"
@@ -23,9 +24,13 @@ func plan(ctx context.Context, cfg *Config, ws []*worker) {
 	startWriter(cfg, sys, ws)
 	trace.Mark("plan: writer started or not needed")
 	// Only devices cio_ignore lists are freed; one settle covers every
-	// absent device, freed or not, after which its absence is final.
-	ignored, listErr := sys.IgnoreList()
+	// absent device, freed or not, after which its absence is final. The
+	// list is read only when a device is absent: the kernel walks every
+	// possible device number to print it (65536 per subchannel set), which
+	// took 100 ms on an emulated CPU (Hyperion).
+	ignoreList := sync.OnceValues(sys.IgnoreList)
 	onList := func(ids ...string) bool {
+		ignored, listErr := ignoreList()
 		return listErr != nil || slices.ContainsFunc(ids, ignored.Contains)
 	}
 	var absent, ignoredAbsent []string
