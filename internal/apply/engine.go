@@ -72,7 +72,8 @@ var errRestart = errors.New("restart")
 // worker configures one NIC.
 type worker struct {
 	cfg     *Config
-	sys     ccw.Sys // over a trackedFS, as links and modules (calls.go)
+	sys     ccw.Sys // over a cachedFS over a trackedFS, as links and modules (calls.go)
+	cache   *readCache
 	links   link.Netlink
 	modules ModuleLoader
 	nic     cmdline.NIC
@@ -117,7 +118,8 @@ func newWorker(cfg *Config, n cmdline.NIC, md mode) *worker {
 		wake: make(chan struct{}, 1), finished: make(chan struct{}),
 		kind: KindMissing, step: "free",
 	}
-	w.sys = ccw.Sys{FS: trackedFS{w.enter, cfg.FS}}
+	w.cache = &readCache{}
+	w.sys = ccw.Sys{FS: cachedFS{w.cache, trackedFS{w.enter, cfg.FS}}}
 	w.links = trackedLinks{w, cfg.Links}
 	w.modules = trackedModules{w, cfg.Modules}
 	w.ids[0] = n.BusID()
@@ -211,6 +213,7 @@ func (w *worker) configure(ctx context.Context) error {
 		// and no event cuts it short.
 		d := pause.step()
 		w.cfg.Log.Infof("%s: the group device vanished: configuring it again in %v", w.busID(), d)
+		w.cache.forget()
 		select {
 		case <-time.After(d):
 		case <-ctx.Done():
@@ -271,6 +274,7 @@ func (w *worker) runStep(ctx context.Context, s step) error {
 			}
 			retried, actErr = actErr, nil
 		case !o.busy:
+			w.cache.forget() // the read after the write is a fresh one
 			err := s.act(ctx, w)
 			if trace.On() {
 				trace.Markf("%s: %s: acted: %v", w.busID(), s.name, err)
@@ -283,7 +287,9 @@ func (w *worker) runStep(ctx context.Context, s step) error {
 			actErr = err
 			continue // verify at once: read again
 		}
-		if err := w.wait(ctx, &bo); err != nil {
+		err := w.wait(ctx, &bo)
+		w.cache.forget()
+		if err != nil {
 			if retried != nil {
 				return fmt.Errorf("%w (retried until the deadline)", retried)
 			}

@@ -20,8 +20,12 @@ import (
 // another.
 func plan(ctx context.Context, cfg *Config, ws []*worker) {
 	defer trace.Span("plan")()
-	sys := ccw.Sys{FS: trackedFS{enterAll(ws), cfg.FS}}
-	startWriter(cfg, sys, ws)
+	planFS := trackedFS{enterAll(ws), cfg.FS}
+	sys := ccw.Sys{FS: planFS}
+	// A NIC's own reads go through its worker's cache, so that its first
+	// steps do not read again what the plan has just read.
+	nicSys := func(w *worker) ccw.Sys { return ccw.Sys{FS: cachedFS{w.cache, planFS}} }
+	startWriter(cfg, nicSys, ws)
 	trace.Mark("plan: writer started or not needed")
 	// Only devices cio_ignore lists are freed; one settle covers every
 	// absent device, freed or not, after which its absence is final. The
@@ -35,7 +39,10 @@ func plan(ctx context.Context, cfg *Config, ws []*worker) {
 	}
 	var absent, ignoredAbsent []string
 	for _, w := range ws {
-		if !sys.Grouped(w.busID()) && !sys.FS.Exists(ccw.DevicePath(w.busID())) {
+		// Absent: neither grouped nor a readable CU type; the kinds are
+		// read again below through the same cache, so this costs no
+		// read of its own unless devices are freed in between.
+		if kind, _ := kindOf(nicSys(w), w.busID()); kind == "" {
 			absent = append(absent, w.busID())
 			if sys.HasCIOIgnore() && onList(w.busID()) {
 				ignoredAbsent = append(ignoredAbsent, w.busID())
@@ -62,7 +69,7 @@ func plan(ctx context.Context, cfg *Config, ws []*worker) {
 	trace.Mark("plan: frees and settle done")
 	kinds := make([]Kind, len(ws))
 	for i, w := range ws {
-		kinds[i], _ = kindOf(sys, w.busID())
+		kinds[i], _ = kindOf(nicSys(w), w.busID())
 		if kinds[i] != "" {
 			w.setKind(kinds[i])
 		}
@@ -71,7 +78,7 @@ func plan(ctx context.Context, cfg *Config, ws []*worker) {
 	if sys.HasCIOIgnore() {
 		var ranges []string
 		for i, w := range ws {
-			if kinds[i] == KindQeth && !sys.Grouped(w.busID()) && (!sys.FS.Exists(ccw.DevicePath(w.ids[1])) || !sys.FS.Exists(ccw.DevicePath(w.ids[2]))) &&
+			if s := nicSys(w); kinds[i] == KindQeth && !s.Grouped(w.busID()) && (!s.FS.Exists(ccw.DevicePath(w.ids[1])) || !s.FS.Exists(ccw.DevicePath(w.ids[2]))) &&
 				onList(w.ids[1], w.ids[2]) {
 				ranges = append(ranges, w.ids[1]+"-"+w.ids[2])
 			}
@@ -102,6 +109,7 @@ func freeAll(ctx context.Context, cfg *Config, sys ccw.Sys, specs []string, ws [
 	if len(specs) == 0 {
 		return false
 	}
+	forgetAll(ws)
 	if err := sys.Unignore(strings.Join(specs, ",")); err != nil {
 		cfg.Log.Debugf("%v", err)
 		return false
@@ -115,13 +123,13 @@ func freeAll(ctx context.Context, cfg *Config, sys ccw.Sys, specs []string, ws [
 // an online), so that the process's start overlaps the frees and the
 // module loads instead of delaying the first write. A NIC already online
 // costs no process.
-func startWriter(cfg *Config, sys ccw.Sys, ws []*worker) {
+func startWriter(cfg *Config, nicSys func(*worker) ccw.Sys, ws []*worker) {
 	s, ok := cfg.Slow.(interface{ Start() error })
 	if !ok {
 		return
 	}
 	for _, w := range ws {
-		if b, err := sys.FS.ReadFile(ccw.DevicePath(w.busID()) + "/online"); err != nil || strings.TrimSpace(string(b)) != "1" {
+		if online, err := nicSys(w).Online(w.busID()); err != nil || !online {
 			go func() {
 				defer trace.Span("start the write helper")()
 				if err := s.Start(); err != nil {
@@ -136,6 +144,7 @@ func startWriter(cfg *Config, sys ccw.Sys, ws []*worker) {
 // settleOnce writes cio_settle and, when it worked, marks the time on every
 // worker whose devices it settled (all: one settle covers the system).
 func settleOnce(ctx context.Context, cfg *Config, ws []*worker) {
+	forgetAll(ws)
 	if err := cfg.Slow.Write(ctx, ccw.CIOSettle, "1"); err != nil {
 		cfg.Log.Debugf("settle: %v", err)
 		return
@@ -143,6 +152,13 @@ func settleOnce(ctx context.Context, cfg *Config, ws []*worker) {
 	now := time.Now()
 	for _, w := range ws {
 		w.settledAt = now
+	}
+}
+
+// forgetAll empties every worker's read cache: the plan writes.
+func forgetAll(ws []*worker) {
+	for _, w := range ws {
+		w.cache.forget()
 	}
 }
 
