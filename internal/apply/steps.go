@@ -185,15 +185,16 @@ func or(s, alt string) string {
 	return s
 }
 
-// netdev re-reads the NIC's interface from sysfs. A virtio device's net
-// directory (below its virtio<N> child) is looked up once and read again
-// directly after that; if it fails, it is looked up again.
+// netdev re-reads the NIC's interface (name and index) from sysfs. A
+// virtio device's net directory (below its virtio<N> child) is looked up
+// once and read again directly after that; if it fails, it is looked up
+// again.
 func (w *worker) netdev() (ccw.Netdev, error) {
 	if w.getKind() == KindQeth {
-		return w.sys.QethNetdev(w.busID())
+		return w.sys.InterfaceIn(ccw.QethNetDir(w.busID()))
 	}
 	if w.netDir != "" {
-		if nd, err := w.sys.NetdevIn(w.netDir); err == nil {
+		if nd, err := w.sys.InterfaceIn(w.netDir); err == nil {
 			return nd, nil
 		}
 	}
@@ -203,7 +204,7 @@ func (w *worker) netdev() (ccw.Netdev, error) {
 		return ccw.Netdev{}, err
 	}
 	w.netDir = dir
-	return w.sys.NetdevIn(dir)
+	return w.sys.InterfaceIn(dir)
 }
 
 var interfaceStep = step{

@@ -216,8 +216,11 @@ type Netdev struct {
 // QethNetdev finds the interface of a qeth group device; it exists from the
 // first online on.
 func (s Sys) QethNetdev(busID string) (Netdev, error) {
-	return s.NetdevIn(GroupPath(busID) + "/net")
+	return s.NetdevIn(QethNetDir(busID))
 }
+
+// QethNetDir is the net directory of a qeth group device.
+func QethNetDir(busID string) string { return GroupPath(busID) + "/net" }
 
 // VirtioNetdev finds the interface of a virtio-net-ccw device, which sits
 // below the device's virtio<N> child.
@@ -245,8 +248,24 @@ func (s Sys) VirtioNetDir(busID string) (string, error) {
 	return "", fmt.Errorf("no virtio device below %s: %w", dir, unix.ENOENT)
 }
 
-// NetdevIn reads the one interface below a device's net directory.
+// NetdevIn reads the one interface below a device's net directory, with
+// its MAC.
 func (s Sys) NetdevIn(netDir string) (Netdev, error) {
+	nd, err := s.InterfaceIn(netDir)
+	if err != nil {
+		return nd, err
+	}
+	dir := netDir + "/" + nd.Name
+	if nd.MAC, err = sysfs.ReadString(s.FS, dir+"/address"); err != nil {
+		return Netdev{}, fmt.Errorf("read %s/address: %w", dir, err)
+	}
+	return nd, nil
+}
+
+// InterfaceIn reads the name and index of the one interface below a
+// device's net directory, not its MAC (netlink gives that: one sysfs read
+// less).
+func (s Sys) InterfaceIn(netDir string) (Netdev, error) {
 	names, err := s.FS.ReadDir(netDir)
 	if err != nil {
 		return Netdev{}, fmt.Errorf("read %s: %w", netDir, err)
@@ -263,11 +282,7 @@ func (s Sys) NetdevIn(netDir string) (Netdev, error) {
 	if err != nil {
 		return Netdev{}, fmt.Errorf("read %s/ifindex: unexpected value %q", dir, idx)
 	}
-	mac, err := sysfs.ReadString(s.FS, dir+"/address")
-	if err != nil {
-		return Netdev{}, fmt.Errorf("read %s/address: %w", dir, err)
-	}
-	return Netdev{Name: names[0], Index: index, MAC: mac}, nil
+	return Netdev{Name: names[0], Index: index}, nil
 }
 
 // BusIDFromPath finds the device a sysfs path (as udev's %p gives it) or a

@@ -37,6 +37,14 @@ func TestDeviceOnTree(t *testing.T) {
 	if err != nil || nd != (Netdev{Name: "enc4", Index: 3, MAC: "52:54:00:00:00:04"}) {
 		t.Errorf("VirtioNetdev = %+v, %v", nd, err)
 	}
+	dir, err := s.VirtioNetDir("0.0.0004")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Name and index only: apply takes the MAC from netlink.
+	if nd, err := s.InterfaceIn(dir); err != nil || nd != (Netdev{Name: "enc4", Index: 3}) {
+		t.Errorf("InterfaceIn = %+v, %v", nd, err)
+	}
 	if _, err := s.QethNetdev("0.0.0001"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("QethNetdev of an ungrouped device: %v", err)
 	}
