@@ -107,6 +107,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		journal = logging.UnderJournal(f)
 	}
 	log := logging.New(logging.Options{Root: o.root, Stderr: stderr, Verbose: o.verbose, Tag: cmd, Journal: journal})
+	defer log.Close()
 	switch cmd {
 	case "plan":
 		return plan(list, o, stdout)

@@ -328,6 +328,7 @@ func encode(err error) string {
 // deadline into the kernel log: nobody else will see it.
 func logLate(root, file, value, took string, err error) {
 	log := logging.New(logging.Options{Root: root, Tag: "write"})
+	defer log.Close()
 	outcome := "ok"
 	if err != nil {
 		outcome = errno.Words(err)

@@ -5,8 +5,10 @@
 // /dev/kmsg limits each open file to a burst of 10 records per 5 s unless
 // the kernel command line has printk.devkmsg=on (kernel/printk/printk.c,
 // devkmsg_write): a boot with 12 NICs would lose most of its summary
-// lines. Like dracut's own logging, the Logger opens /dev/kmsg for each
-// line, so every line starts a fresh limit.
+// lines. The Logger writes at most that burst through one open file and
+// then opens /dev/kmsg again, so no line meets the limit (dracut's own
+// logging opens it for each line; an open and a close cost more than the
+// write on an emulated CPU).
 package logging
 
 import (
@@ -30,6 +32,11 @@ const (
 // (LOG_LINE_MAX), which would otherwise reject the write with EINVAL.
 const kmsgMax = 900
 
+// kmsgBurst is how many records the kernel takes from one open file of
+// /dev/kmsg in its rate limit's interval (DEFAULT_RATELIMIT_BURST, 10 in
+// 5 s; ratelimit_default_init in devkmsg_open).
+const kmsgBurst = 10
+
 // Options say where a Logger writes.
 type Options struct {
 	// Root holds dev/kmsg ("/" live).
@@ -49,11 +56,14 @@ type Options struct {
 	Journal bool
 }
 
-// Logger is safe for concurrent use; each call writes whole lines.
+// Logger is safe for concurrent use; each call writes whole lines. Close
+// closes its kernel log file.
 type Logger struct {
 	mu     sync.Mutex
 	o      Options
 	prefix string
+	kmsg   io.WriteCloser // open, with room for kmsgBurst-records more
+	recs   int
 }
 
 // New returns a Logger for the options.
@@ -124,11 +134,39 @@ func (l *Logger) log(prio int, format string, args ...any) {
 		if len(rec) > kmsgMax {
 			rec = rec[:kmsgMax] + "..."
 		}
-		// A failure here must not stop the boot (stderr still has the line).
-		if f, err := l.o.Kmsg(); err == nil {
-			_, _ = io.WriteString(f, rec+"\n") // one write is one record
-			f.Close()
-		}
+		l.writeKmsg(rec + "\n")
 		trace.Mark("} log line: kmsg written")
+	}
+}
+
+// writeKmsg writes one record, opening /dev/kmsg again after kmsgBurst
+// records. A failure here must not stop the boot (stderr still has the
+// line); a file that failed a write is not used again.
+func (l *Logger) writeKmsg(rec string) {
+	if l.kmsg != nil && l.recs >= kmsgBurst {
+		l.kmsg.Close()
+		l.kmsg = nil
+	}
+	if l.kmsg == nil {
+		f, err := l.o.Kmsg()
+		if err != nil {
+			return
+		}
+		l.kmsg, l.recs = f, 0
+	}
+	l.recs++
+	if _, err := io.WriteString(l.kmsg, rec); err != nil { // one write is one record
+		l.kmsg.Close()
+		l.kmsg = nil
+	}
+}
+
+// Close closes the kernel log file, if one is open.
+func (l *Logger) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.kmsg != nil {
+		l.kmsg.Close()
+		l.kmsg = nil
 	}
 }
