@@ -89,9 +89,26 @@ func Write(suffix string) error {
 	if file == "" {
 		return nil
 	}
+	Mark("trace written; " + threads())
 	mu.Lock()
 	defer mu.Unlock()
 	return os.WriteFile(file+suffix, []byte(format(start, marks)), 0o644)
+}
+
+// threads says how many threads the process has (each costs a clone and
+// a stack: the Go runtime starts one when a goroutine blocks in a system
+// call for long).
+func threads() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "threads: " + err.Error()
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "Threads:") {
+			return "threads: " + strings.TrimSpace(strings.TrimPrefix(l, "Threads:"))
+		}
+	}
+	return "threads: ?"
 }
 
 // format gives one line per mark: its CLOCK_MONOTONIC time in seconds, the
