@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -46,8 +47,12 @@ func (r Root) path(name string) string {
 // ReadFile implements FS by open, read until the end, close. A pseudo-file
 // has no size to stat for, and on a slow CPU (an emulator, a busy boot)
 // every system call counts: os.ReadFile makes six for a sysfs attribute
-// (open, two fstat, two reads, close), this four, and no os.File.
+// (open, two fstat, two reads, close), this three, and no os.File. A sysfs
+// attribute is one show() into a page (fs/sysfs/file.c), so one read that
+// leaves room in the buffer has it all; below /proc (seq_files such as
+// cio_ignore, which may come in pieces) it reads until read says the end.
 func (r Root) ReadFile(name string) ([]byte, error) {
+	oneShow := strings.HasPrefix(name, "/sys/")
 	p := r.path(name)
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	for errors.Is(err, unix.EINTR) {
@@ -74,6 +79,9 @@ func (r Root) ReadFile(name string) ([]byte, error) {
 			return buf, nil
 		}
 		buf = buf[:len(buf)+n]
+		if oneShow && len(buf) < cap(buf) {
+			return buf, nil
+		}
 	}
 }
 
@@ -91,14 +99,33 @@ func (r Root) WriteFile(name string, data []byte) error {
 	return cerr
 }
 
-// ReadDir implements FS.
+// ReadDir implements FS: the names, sorted, by open, getdents until the
+// end, close (os.ReadDir adds an fstat and an os.File).
 func (r Root) ReadDir(name string) ([]string, error) {
-	entries, err := os.ReadDir(r.path(name))
-	names := make([]string, 0, len(entries))
-	for _, e := range entries {
-		names = append(names, e.Name())
+	p := r.path(name)
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	for errors.Is(err, unix.EINTR) {
+		fd, err = unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	}
-	return names, err
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer unix.Close(fd)
+	var names []string
+	buf := make([]byte, 8192)
+	for {
+		n, err := unix.Getdents(fd, buf)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return names, &fs.PathError{Op: "readdirent", Path: p, Err: err}
+		case n <= 0:
+			slices.Sort(names)
+			return names, nil
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+	}
 }
 
 // Exists implements FS.

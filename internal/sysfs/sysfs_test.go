@@ -79,4 +79,54 @@ func TestReadFile(t *testing.T) {
 	if _, err := r.ReadFile("/"); !errors.Is(err, unix.EISDIR) {
 		t.Errorf("ReadFile of a directory: %v, want EISDIR", err)
 	}
+	// Below /sys/ a read that leaves room is the whole attribute; one
+	// that fills the buffer is read on.
+	if err := os.MkdirAll(dir+"/sys", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int{0, 2, 4095, 4096, 4097, 9000} {
+		b := bytes.Repeat([]byte{'x'}, size)
+		name := "/sys/attr" + strconv.Itoa(size)
+		if err := os.WriteFile(dir+name, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := r.ReadFile(name); err != nil || !bytes.Equal(got, b) {
+			t.Errorf("ReadFile of a %d-byte file below /sys: %d bytes, %v", size, len(got), err)
+		}
+	}
+}
+
+// ReadDir lists what os.ReadDir lists, sorted, with the same errors.
+func TestReadDir(t *testing.T) {
+	dir := t.TempDir()
+	r := Root(dir)
+	var want []string
+	for i := range 300 { // more than one getdents buffer
+		n := "e" + strconv.Itoa(i)
+		want = append(want, n)
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(want)
+	for _, tc := range []struct {
+		name string
+		want []string
+		err  error
+	}{
+		{"/", want, nil},
+		{"/e1", nil, unix.ENOTDIR},
+		{"/absent", nil, fs.ErrNotExist},
+	} {
+		got, err := r.ReadDir(tc.name)
+		if !slices.Equal(got, tc.want) || (tc.err == nil) != (err == nil) || tc.err != nil && !errors.Is(err, tc.err) {
+			t.Errorf("ReadDir(%q) = %d names, %v; want %d names, %v", tc.name, len(got), err, len(tc.want), tc.err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "empty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.ReadDir("/empty"); len(got) != 0 || err != nil {
+		t.Errorf("ReadDir of an empty folder = %v, %v", got, err)
+	}
 }
