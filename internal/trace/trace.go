@@ -89,7 +89,7 @@ func Write(suffix string) error {
 	if file == "" {
 		return nil
 	}
-	Mark("trace written; " + threads())
+	Mark("trace written; " + threads() + "; " + faults())
 	mu.Lock()
 	defer mu.Unlock()
 	return os.WriteFile(file+suffix, []byte(format(start, marks)), 0o644)
@@ -109,6 +109,29 @@ func threads() string {
 		}
 	}
 	return "threads: ?"
+}
+
+// faults says how many page faults the process has taken (a fresh page of
+// heap is one: without a garbage collection every allocation touches new
+// memory) and its resident memory.
+func faults() string {
+	s := "minor faults: ?"
+	if b, err := os.ReadFile("/proc/self/stat"); err == nil {
+		// After the command's parenthesis: state is field 3, minflt field 10.
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 {
+			if f := strings.Fields(string(b)[i+1:]); len(f) > 7 {
+				s = "minor faults: " + f[7]
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "VmHWM:") {
+				s += ", peak resident " + strings.Join(strings.Fields(strings.TrimPrefix(l, "VmHWM:")), " ")
+			}
+		}
+	}
+	return s
 }
 
 // format gives one line per mark: its CLOCK_MONOTONIC time in seconds, the
