@@ -274,8 +274,11 @@ func (w *worker) runStep(ctx context.Context, s step) error {
 			}
 			retried, actErr = actErr, nil
 		case !o.busy:
-			w.cache.forget() // the read after the write is a fresh one
+			// An act reads fresh and is verified by fresh reads: its
+			// writes go through the write helper, past the cache.
+			w.cache.forget()
 			err := s.act(ctx, w)
+			w.cache.forget()
 			if trace.On() {
 				trace.Markf("%s: %s: acted: %v", w.busID(), s.name, err)
 			}
