@@ -300,17 +300,26 @@ bootstats: deps build
 # The emulated-OSA scenarios only (they are part of vmtest too, and skip
 # there without Hyperion).
 vmtest-osa:
-	$(MAKE) vmtest VMTEST_ARGS='-run TestOSA' RESULT_NAME=vmtest-osa
+	$(MAKE) vmtest VMTEST_ARGS='-run TestOSA' RESULT_NAME=vmtest-osa VMTEST_PARALLEL=no
 
 # vmtest keeps QEMU's and vmtest's temporary files in a folder of its own
 # under $(CACHE)/tmp, which it removes (runs side by side do not share it);
 # the log is $(CACHE)/$(RESULT_NAME).log.
-# With more than one kernel, the scenarios run on each in turn (every
-# kernel is tried even when one fails), as RESULT_NAME-<kernel>.
+# With more than one kernel, the scenarios run on each, as
+# RESULT_NAME-<kernel>: side by side (each kernel's output lines begin with
+# its name; every kernel runs to its end even when another fails), or one
+# after the other with VMTEST_PARALLEL=no (vmtest-osa: the Hercules guests
+# share their tap interfaces' names).
+VMTEST_PARALLEL ?= yes
 vmtest: deps kernel $(GOTESTSUM) | $(RESULTS)
-	@set -- $(KERNEL); if [ $$# = 1 ]; then $(MAKE) --no-print-directory vmtest-one KERNEL=$$1; exit; fi; failed=; \
-	for k in "$$@"; do $(MAKE) --no-print-directory vmtest-one KERNEL=$$k RESULT_NAME=$(RESULT_NAME)-$$k || failed="$$failed $$k"; done; \
-	[ -z "$$failed" ] || { echo "vmtest: failed on$$failed"; exit 1; }
+	@set -- $(KERNEL); if [ $$# = 1 ]; then $(MAKE) --no-print-directory vmtest-one KERNEL=$$1; exit; fi; \
+	d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT; \
+	for k in "$$@"; do \
+		if [ $(VMTEST_PARALLEL) = yes ]; then \
+			{ $(MAKE) --no-print-directory vmtest-one KERNEL=$$k RESULT_NAME=$(RESULT_NAME)-$$k 2>&1 || echo "$$k" >> $$d/failed; } | sed -u "s/^/$$k: /" & \
+		else $(MAKE) --no-print-directory vmtest-one KERNEL=$$k RESULT_NAME=$(RESULT_NAME)-$$k || echo "$$k" >> $$d/failed; fi; \
+	done; wait; \
+	[ ! -s $$d/failed ] || { echo "vmtest: failed on $$(tr '\n' ' ' < $$d/failed)"; exit 1; }
 
 vmtest-one: uimage
 	@echo "vmtest: kernel $(KERNEL_NAME) ($$(cat $(KERNEL_DIR)/release)); test log in $(CACHE)/$(RESULT_NAME).log, Hercules and distro guest consoles in $(CACHE)/consoles/$(KERNEL_NAME)"

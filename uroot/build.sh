@@ -47,7 +47,7 @@ version=${VERSION:-$(git -C "$top" describe --tags --always --dirty 2>/dev/null 
 (cd "$top" && GOARCH=s390x CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" \
   -o "$tmp/dpm-netconf" ./cmd/dpm-netconf)
 # u-root itself runs on the host; the version is the one vmtests/go.mod pins.
-uroot=$(dirname "$out")/u-root-host
+uroot=$tmp/u-root # per build: two kernels' images build side by side
 (cd "$top/vmtests" && go build -o "$uroot" github.com/u-root/u-root)
 echo "uimage: building $out for s390x (u-root core commands, dpm-netconf $version, $(printf '%s\n' "${files[@]}" | sort -u | wc -l) modules of $release)" >&2
 # u-root resolves its commands in the tooling module. goshsmall: a plain

@@ -152,7 +152,13 @@ if [ ! -e "$initrds/.complete" ]; then
   # the archive uncompressed and the host's gzip compresses it as dracut's
   # default would (gzip -n -9 --rsyncable), so the guest's kernel unpacks
   # the same kind of image.
-  common=(--force --no-hostonly --add dpm-netconf --omit "cio_ignore plymouth" --no-compress --kver "$release")
+  # The image holds what this guest boots from, as a host-only image
+  # would: the root disk's drivers (--drivers; our module adds the NICs'
+  # itself) and none of the storage the guest has not (encryption, dm,
+  # NVDIMM, DASD, DCSS, zFCP LUN masking, resume, virtiofs). Measured
+  # with Debian 12's kernel: 28.6 MB and 48 s of dracut for both flavours
+  # before, 13.7 MB and 36 s.
+  common=(--force --no-hostonly --add dpm-netconf --omit "cio_ignore plymouth crypt dm nvdimm dasd_mod dasd_rules dcssblk lunmask resume virtiofs" --drivers "virtio_blk ext4 crc32c_generic" --no-compress --kver "$release")
   chroot "$root" dracut "${common[@]}" /boot/initrd-systemd.cpio > "$initrds/dracut-systemd.log" 2>&1 & systemd_pid=$!
   shell_ok=0
   : > "$initrds/dracut-shell.log"
