@@ -56,19 +56,14 @@ func (r Root) path(name string) string {
 func (r Root) ReadFile(name string) ([]byte, error) {
 	oneShow := strings.HasPrefix(name, "/sys/")
 	p := r.path(name)
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	for errors.Is(err, unix.EINTR) {
-		fd, err = unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	}
+	fd, err := open(p, unix.O_RDONLY)
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
+		return nil, err
 	}
 	defer unix.Close(fd)
-	// One page holds every sysfs attribute; seq_files (/proc/cio_ignore)
-	// may give more, in pieces: read until read says the end. The page is
-	// a reused one and the answer a copy of what it holds: a process that
-	// never collects garbage takes a page fault (about 50 µs under QEMU
-	// TCG) for every fresh page it allocates.
+	// The page is a reused one and the answer a copy of what it holds: a
+	// process that never collects garbage takes a page fault (about 50 µs
+	// under QEMU TCG) for every fresh page it allocates.
 	page := pages.Get().(*[]byte)
 	defer pages.Put(page)
 	buf := (*page)[:0:pageSize]
@@ -89,6 +84,20 @@ func (r Root) ReadFile(name string) ([]byte, error) {
 		if oneShow && len(buf) < cap(buf) {
 			return bytes.Clone(buf), nil
 		}
+	}
+}
+
+// open opens p (close-on-exec), again when a signal interrupted it.
+func open(p string, flags int) (int, error) {
+	for {
+		fd, err := unix.Open(p, flags|unix.O_CLOEXEC, 0)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return -1, &fs.PathError{Op: "open", Path: p, Err: err}
+		}
+		return fd, nil
 	}
 }
 
@@ -116,12 +125,9 @@ func (r Root) WriteFile(name string, data []byte) error {
 // end, close (os.ReadDir adds an fstat and an os.File).
 func (r Root) ReadDir(name string) ([]string, error) {
 	p := r.path(name)
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	for errors.Is(err, unix.EINTR) {
-		fd, err = unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	}
+	fd, err := open(p, unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
+		return nil, err
 	}
 	defer unix.Close(fd)
 	var names []string
