@@ -619,8 +619,9 @@ func TestDistroDracutShellAndHotplug(t *testing.T) {
 		t.Errorf("0.0.0020's absence was reported final after the settle %d times, want the hook's and the unit's", n)
 	}
 	// What the absent NIC cost: the runs that failed on it (the hook's and
-	// the unit's), by their own closing lines. A deadline waited out would
-	// be 60 s each; half of that is the margin for a slow emulator.
+	// the unit's), by their own closing lines; logged, not asserted (the
+	// emulator's speed varies): that neither waited for its deadline is
+	// the message above, which only the report after the settle gives.
 	// The console shows each line up to three times (stderr, the kernel
 	// log, the report's journal): a run is its distinct duration.
 	var cost time.Duration
@@ -631,8 +632,8 @@ func TestDistroDracutShellAndHotplug(t *testing.T) {
 		}
 		runs[m[1]] = true
 		d, err := time.ParseDuration(m[1])
-		if err != nil || d > 30*time.Second {
-			t.Errorf("a run with the absent 0.0.0020 took %s (deadline 60s)", m[1])
+		if err != nil {
+			t.Errorf("a run with the absent 0.0.0020: closing line's duration %q: %v", m[1], err)
 		}
 		cost += d
 	}
